@@ -1,0 +1,56 @@
+"""Entry point of the ``mr2ct`` command.
+
+Each sub-command lives in its own module of this package and only parses
+arguments, calls the library and reports; the work is done in :mod:`mr2ct`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+
+import click
+
+import mr2ct
+from mr2ct.errors import Mr2ctError
+
+# name -> (module in this package, attribute). Modules are imported only when
+# the command runs, so ``mr2ct --help`` does not pay for importing TensorFlow.
+_COMMANDS = {
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in _COMMANDS:
+            return None
+        module_name, attr = _COMMANDS[name]
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        return getattr(module, attr)
+
+
+def friendly_errors(func):
+    """Report :class:`Mr2ctError` as ``Error: <message>`` with exit code 1, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Mr2ctError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(mr2ct.__version__, prog_name="mr2ct")
+def cli():
+    """mr2ct: unpaired MR-to-CT synthesis with CycleGAN and gradient-consistency loss."""
+
+
+def main():  # pragma: no cover - console entry
+    sys.exit(cli())

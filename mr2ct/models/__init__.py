@@ -1,0 +1,17 @@
+"""Networks of mr2ct: generator, discriminator, U-Net and their building blocks."""
+
+from mr2ct.models.normalization import InstanceNormalization, Norm
+from mr2ct.models.padding import ReflectionPadding2D
+from mr2ct.models.patch_discriminator import PatchDiscriminator
+from mr2ct.models.resnet_generator import ResidualBlock, ResnetGenerator
+from mr2ct.models.unet import UNet
+
+__all__ = [
+    "InstanceNormalization",
+    "Norm",
+    "PatchDiscriminator",
+    "ReflectionPadding2D",
+    "ResidualBlock",
+    "ResnetGenerator",
+    "UNet",
+]

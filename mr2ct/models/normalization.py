@@ -1,0 +1,94 @@
+"""Normalization layers and the enum that selects them."""
+
+from __future__ import annotations
+
+import enum
+
+import keras
+from keras import ops
+
+
+class Norm(enum.StrEnum):
+    """Normalization used inside a network."""
+
+    INSTANCE = "instance"
+    BATCH = "batch"
+    NONE = "none"
+
+
+@keras.saving.register_keras_serializable(package="mr2ct")
+class InstanceNormalization(keras.layers.Layer):
+    """Instance normalization: each channel of each image to zero mean, unit variance.
+
+    Statistics are taken over the spatial axes of a channels-last tensor and
+    always computed in float32, so the layer is safe under ``mixed_float16`` and
+    ``mixed_bfloat16`` policies. Without ``center``/``scale`` (the default) it has
+    no weights, as in the reference CycleGAN (``InstanceNorm2d(affine=False)``).
+    It equals ``keras.layers.GroupNormalization(groups=-1, center=False,
+    scale=False, epsilon=1e-5)`` and is faster, having no reshape to groups.
+
+    Args:
+        epsilon: added to the variance. Defaults to `1e-5`.
+        center: learn a per-channel offset. Defaults to `False`.
+        scale: learn a per-channel scale. Defaults to `False`.
+
+    Reference:
+        Ulyanov et al., "Instance Normalization: The Missing Ingredient for
+        Fast Stylization", 2016.
+    """
+
+    def __init__(self, epsilon=1e-5, center=False, scale=False, **kwargs):
+        super().__init__(**kwargs)
+        if epsilon <= 0:
+            raise ValueError(f"epsilon must be positive. Received: epsilon={epsilon}")
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(
+                "InstanceNormalization expects (batch, ..., channels) with at least "
+                f"one spatial axis. Received: input_shape={input_shape}"
+            )
+        channels = input_shape[-1]
+        self.gamma = (
+            self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+            if self.scale
+            else None
+        )
+        self.beta = (
+            self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+            if self.center
+            else None
+        )
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        axes = list(range(1, len(inputs.shape) - 1))
+        mean, variance = ops.moments(x, axes=axes, keepdims=True)
+        x = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            x = x * ops.cast(self.gamma, "float32")
+        if self.beta is not None:
+            x = x + ops.cast(self.beta, "float32")
+        return ops.cast(x, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"epsilon": self.epsilon, "center": self.center, "scale": self.scale})
+        return config
+
+
+def make_norm(norm: Norm | str, name: str | None = None):
+    """A fresh normalization layer of kind ``norm``, or ``None`` for ``Norm.NONE``."""
+    norm = Norm(norm)
+    if norm is Norm.INSTANCE:
+        return InstanceNormalization(name=name)
+    if norm is Norm.BATCH:
+        return keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
+    return None
