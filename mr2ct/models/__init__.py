@@ -1,5 +1,7 @@
 """Networks of mr2ct: generator, discriminator, U-Net and their building blocks."""
 
+from mr2ct.models.cycle_gan import CycleGAN
+from mr2ct.models.image_pool import ImagePool
 from mr2ct.models.normalization import InstanceNormalization, Norm
 from mr2ct.models.padding import ReflectionPadding2D
 from mr2ct.models.patch_discriminator import PatchDiscriminator
@@ -7,6 +9,8 @@ from mr2ct.models.resnet_generator import ResidualBlock, ResnetGenerator
 from mr2ct.models.unet import UNet
 
 __all__ = [
+    "CycleGAN",
+    "ImagePool",
     "InstanceNormalization",
     "Norm",
     "PatchDiscriminator",

@@ -73,6 +73,22 @@ class PatchDiscriminator(keras.Model):
             size = 2 * size + 2  # a 4x4 stride-2 conv below it
         return size
 
+    def output_size(self, size: int) -> int:
+        """Side of the output map for an input of side ``size``."""
+        for _ in range(self.num_layers):
+            size = (size + 2 - 4) // 2 + 1
+        for _ in range(2):  # the stride-1 conv and the head
+            size = size + 2 - 4 + 1
+        return size
+
+    @property
+    def min_input_size(self) -> int:
+        """The smallest input side that gives a non-empty output map."""
+        size = 1
+        while self.output_size(size) < 1:
+            size += 1
+        return size
+
     def build(self, input_shape):
         check_input_shape(self, input_shape, self.input_channels, 1)
         build_stages(self.stages, input_shape)
@@ -80,6 +96,12 @@ class PatchDiscriminator(keras.Model):
 
     def call(self, inputs, training=None):
         check_input_shape(self, inputs.shape, self.input_channels, 1)
+        for size in inputs.shape[1:3]:
+            if size is not None and size < self.min_input_size:
+                raise ValueError(
+                    f"PatchDiscriminator needs inputs of at least {self.min_input_size} pixels "
+                    f"per side. Received: input_shape={tuple(inputs.shape)}"
+                )
         return call_stages(self.stages, inputs, training)
 
     def compute_output_shape(self, input_shape):

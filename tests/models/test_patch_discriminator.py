@@ -70,3 +70,11 @@ def test_bad_arguments():
         PatchDiscriminator(num_layers=0)
     with pytest.raises(ValueError, match="channel"):
         PatchDiscriminator(filters=4)(np.zeros((1, 32, 32, 3), "float32"))
+
+
+def test_output_size_formula_and_too_small_input():
+    d = PatchDiscriminator(filters=4)
+    assert d.output_size(256) == 30 and d.output_size(128) == 14
+    assert d.min_input_size == 24
+    with pytest.raises(ValueError, match="at least 24"):
+        d(np.zeros((1, 16, 16, 1), "float32"))

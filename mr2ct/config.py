@@ -1,0 +1,296 @@
+"""Configuration: a tree of dataclasses, presets, YAML in and out, ``key=value`` overrides.
+
+The config stops at the edges: networks and losses take explicit arguments,
+and the ``build_*`` factories in :mod:`mr2ct.training` translate a
+:class:`Config` into them. A run folder always holds the resolved config as
+``config.yaml``, so a run can be repeated or resumed exactly.
+
+Presets (``PRESETS``):
+
+* ``paper``: the settings of Hiasa et al.: 256x256 slices, 64-filter ResNet
+  generator with 9 blocks, 70x70 PatchGAN, batch 1, Adam 2e-4 (beta_1 0.5)
+  constant for 1e5 steps then linearly to 0 over 1e5 steps, lambda_cycle 3,
+  lambda_gc 0.3.
+* ``cpu``: smaller slices and networks that learn a useful MR-to-CT mapping of
+  the phantom on two CPU cores in about half an hour.
+* ``tiny``: seconds per run, for the tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import enum
+import os
+import typing
+
+import yaml
+
+from mr2ct._atomic import atomic_write_text
+from mr2ct.errors import ConfigError
+
+
+class MixedPrecision(enum.StrEnum):
+    """Numeric precision of the networks' computations."""
+
+    OFF = "off"  # float32 everywhere
+    AUTO = "auto"  # float16 with loss scaling on GPU, bfloat16 on CPU
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+
+
+class StrategyKind(enum.StrEnum):
+    """Which tf.distribute strategy trains the model."""
+
+    AUTO = "auto"  # MirroredStrategy over all GPUs if there are several, else the default
+    DEFAULT = "default"
+    MIRRORED = "mirrored"
+    MULTI_WORKER = "multi_worker"  # MultiWorkerMirroredStrategy, cluster from TF_CONFIG
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Slices and batches."""
+
+    image_size: int = 256
+    batch_size: int = 1  # global batch, split over replicas
+    shuffle_buffer: int = 2048
+    augment: bool = False  # resize-and-random-crop and flips (off in the paper)
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    """Preprocessing of volumes into slices (section 2.1 of the paper)."""
+
+    n4: bool = True
+    n4_shrink_factor: int = 4
+    crop_ct: bool = True
+    fov_mm: float = 320.0
+    slab_mm: float = 76.0
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Generators and discriminators."""
+
+    generator_filters: int = 64
+    generator_blocks: int = 9
+    discriminator_filters: int = 64
+    discriminator_layers: int = 3
+    norm: str = "instance"
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """Weights of the objective (paper Eq. 6) and the discriminators' image pool."""
+
+    lambda_cycle: float = 3.0
+    lambda_gc: float = 0.3  # 0 turns the gradient-consistency loss off
+    lambda_identity: float = 0.0
+    gc_operator: str = "sobel"
+    pool_size: int = 50
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation, checkpoints and summaries."""
+
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    constant_steps: int = 100_000
+    decay_steps: int = 100_000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    summary_every: int = 100
+    image_summary_every: int = 1000
+    steps_per_execution: int = 1
+
+    @property
+    def total_steps(self) -> int:
+        return self.constant_steps + self.decay_steps
+
+
+@dataclasses.dataclass
+class SegmentationConfig:
+    """The two-channel U-Net trained through synthesis (section 3.2)."""
+
+    filters: int = 64
+    depth: int = 4
+    learning_rate: float = 1e-4
+    steps: int = 100_000
+    batch_size: int = 4
+    checkpoint_every: int = 1000
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    """Where and how the computation runs."""
+
+    strategy: str = "auto"
+    mixed_precision: str = "off"
+    xla: bool = False
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    prepare: PrepareConfig = dataclasses.field(default_factory=PrepareConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    segmentation: SegmentationConfig = dataclasses.field(default_factory=SegmentationConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+    def validate(self) -> "Config":
+        """Raise :class:`ConfigError` for values that cannot work together."""
+        checks = [
+            (self.data.image_size >= 16 and self.data.image_size % 16 == 0,
+             f"data.image_size must be a multiple of 16, at least 16. Received: {self.data.image_size}"),
+            (self.data.batch_size >= 1, f"data.batch_size must be >= 1. Received: {self.data.batch_size}"),
+            (self.loss.lambda_cycle >= 0 and self.loss.lambda_gc >= 0 and self.loss.lambda_identity >= 0,
+             "loss weights must be non-negative"),
+            (self.loss.pool_size >= 0, f"loss.pool_size must be >= 0. Received: {self.loss.pool_size}"),
+            (self.train.constant_steps >= 0 and self.train.decay_steps >= 0 and self.train.total_steps > 0,
+             "train.constant_steps + train.decay_steps must be positive"),
+            (self.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1"),
+            (self.train.learning_rate > 0, "train.learning_rate must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        for value, kind, key in [
+            (self.runtime.strategy, StrategyKind, "runtime.strategy"),
+            (self.runtime.mixed_precision, MixedPrecision, "runtime.mixed_precision"),
+        ]:
+            if value not in {k.value for k in kind}:
+                raise ConfigError(f"{key} must be one of {[k.value for k in kind]}. Received: {value!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        config = cls()
+        _merge(config, values, "")
+        return config.validate()
+
+    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
+        """The config as YAML text; also written atomically to ``path`` if given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "Config":
+        try:
+            with open(path) as f:
+                values = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections")
+        return cls.from_dict(values)
+
+    def override(self, assignments: typing.Iterable[str]) -> "Config":
+        """A copy with ``section.key=value`` assignments applied (values parsed as YAML)."""
+        config = copy.deepcopy(self)
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            if not sep or "." not in key:
+                raise ConfigError(f"expected section.key=value. Received: {item!r}")
+            nested: dict = {}
+            node = nested
+            parts = key.strip().split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = yaml.safe_load(raw)
+            _merge(config, nested, "")
+        return config.validate()
+
+
+# name -> overrides of the defaults (which are the paper's settings).
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    "cpu": {
+        "data": {"image_size": 96, "batch_size": 2},
+        "prepare": {"n4_shrink_factor": 2},
+        "model": {"generator_filters": 24, "generator_blocks": 6, "discriminator_filters": 24},
+        "train": {
+            "constant_steps": 2500,
+            "decay_steps": 2500,
+            "checkpoint_every": 250,
+            "summary_every": 25,
+            "image_summary_every": 250,
+        },
+        "segmentation": {"filters": 16, "depth": 3, "steps": 2000, "batch_size": 8, "checkpoint_every": 250},
+    },
+    "tiny": {
+        "data": {"image_size": 32, "batch_size": 2, "shuffle_buffer": 64},
+        "prepare": {"n4_shrink_factor": 1},
+        "model": {"generator_filters": 4, "generator_blocks": 1, "discriminator_filters": 4},
+        "loss": {"pool_size": 4},
+        "train": {
+            "constant_steps": 4,
+            "decay_steps": 4,
+            "checkpoint_every": 4,
+            "summary_every": 2,
+            "image_summary_every": 4,
+        },
+        "segmentation": {"filters": 4, "depth": 2, "steps": 6, "batch_size": 4, "checkpoint_every": 3},
+    },
+}
+
+
+def preset(name: str) -> Config:
+    """The :class:`Config` of a named preset (``paper``, ``cpu`` or ``tiny``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return Config.from_dict(PRESETS[name])
+
+
+def _merge(target, values: dict, prefix: str) -> None:
+    """Assign ``values`` into the dataclass ``target``, checking names and types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'} must be a mapping. Received: {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    hints = typing.get_type_hints(type(target))
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in fields:
+            raise ConfigError(f"unknown config key {key!r}; known: {sorted(fields)}")
+        current = getattr(target, name)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, f"{key}.")
+            continue
+        setattr(target, name, _coerce(value, hints[name], key))
+
+
+def _coerce(value, hint, key):
+    if isinstance(value, str) and hint in (int, float):
+        try:  # YAML 1.1 reads "1e5" as a string
+            value = float(value)
+        except ValueError:
+            pass
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key} must be {hint.__name__}. Received: {value!r}")

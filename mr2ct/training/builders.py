@@ -1,0 +1,71 @@
+"""Factories that translate a :class:`~mr2ct.config.Config` into networks and optimizers.
+
+This is the only place where the config meets the models: everything below
+takes explicit arguments.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from mr2ct.config import Config
+from mr2ct.models import CycleGAN, PatchDiscriminator, ResnetGenerator, UNet
+from mr2ct.training.schedules import ConstantThenLinearDecay
+from mr2ct.training.strategy import wrap_optimizer
+
+
+def build_generator(config: Config, name: str) -> ResnetGenerator:
+    m = config.model
+    return ResnetGenerator(
+        input_channels=1,
+        output_channels=1,
+        filters=m.generator_filters,
+        num_blocks=m.generator_blocks,
+        norm=m.norm,
+        name=name,
+    )
+
+
+def build_discriminator(config: Config, name: str) -> PatchDiscriminator:
+    m = config.model
+    return PatchDiscriminator(
+        input_channels=1,
+        filters=m.discriminator_filters,
+        num_layers=m.discriminator_layers,
+        norm=m.norm,
+        name=name,
+    )
+
+
+def build_cyclegan(config: Config) -> CycleGAN:
+    """The CycleGAN of ``config`` (call under the strategy's scope)."""
+    size = config.data.image_size
+    return CycleGAN(
+        generator_mr_to_ct=build_generator(config, "generator_mr_to_ct"),
+        generator_ct_to_mr=build_generator(config, "generator_ct_to_mr"),
+        discriminator_ct=build_discriminator(config, "discriminator_ct"),
+        discriminator_mr=build_discriminator(config, "discriminator_mr"),
+        image_shape=(size, size, 1),
+        lambda_cycle=config.loss.lambda_cycle,
+        lambda_gc=config.loss.lambda_gc,
+        lambda_identity=config.loss.lambda_identity,
+        gc_operator=config.loss.gc_operator,
+        pool_size=config.loss.pool_size,
+        name="cycle_gan",
+    )
+
+
+def build_schedule(config: Config) -> ConstantThenLinearDecay:
+    t = config.train
+    return ConstantThenLinearDecay(t.learning_rate, t.constant_steps, t.decay_steps)
+
+
+def build_adam(config: Config, policy: str, name: str):
+    """Adam with the paper's schedule, loss-scaled under ``mixed_float16``."""
+    optimizer = keras.optimizers.Adam(build_schedule(config), beta_1=config.train.beta_1, name=name)
+    return wrap_optimizer(optimizer, policy)
+
+
+def build_unet(config: Config, num_classes: int) -> UNet:
+    s = config.segmentation
+    return UNet(input_channels=2, num_classes=num_classes, depth=s.depth, filters=s.filters, name="unet")

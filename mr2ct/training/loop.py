@@ -1,0 +1,229 @@
+"""The step loop shared by CycleGAN and U-Net training.
+
+It runs a Keras model's own ``train_step`` under a ``tf.distribute``
+strategy (``strategy.run`` of the per-replica step, optionally XLA-compiled),
+and adds what long runs need: checkpoints with ``tf.train.CheckpointManager``
+every K steps (never half-written: TensorFlow writes checkpoint files under
+temporary names and updates the index atomically), exact resume from the
+latest checkpoint, a checkpoint on SIGINT/SIGTERM before exiting, TensorBoard
+scalars, a progress line with the losses and an ETA, and ``status.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+
+import tensorflow as tf
+
+from mr2ct._atomic import atomic_write_json
+from mr2ct.errors import Mr2ctError
+from mr2ct.training.progress import Progress
+
+
+@dataclasses.dataclass
+class LoopResult:
+    """How a training loop ended."""
+
+    step: int
+    total_steps: int
+    interrupted: bool = False
+    resumed_from: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.total_steps
+
+
+class TrainingLoop:
+    """Runs ``model.train_step`` for a number of steps with checkpoints and summaries.
+
+    Args:
+        model: a compiled ``keras.Model`` whose ``train_step(data)`` updates it
+            and whose ``metrics`` report the losses.
+        strategy: the ``tf.distribute`` strategy the model was built under.
+        dataset: a repeating ``tf.data.Dataset`` of global batches.
+        run_dir: folder for ``checkpoints/``, ``logs/`` and ``status.json``.
+        total_steps: the step at which training is complete.
+        checkpoint_objects: extra trackables to save besides the model
+            (optimizers, pools), as a dict of names.
+        checkpoint_every: steps between checkpoints. Defaults to `1000`.
+        keep_checkpoints: checkpoints kept. Defaults to `3`.
+        summary_every: steps between scalar summaries. Defaults to `100`.
+        steps_per_execution: steps per call of the compiled function.
+            Defaults to `1`.
+        jit_compile: XLA-compile the per-replica step. Defaults to `False`.
+        learning_rate: callable ``step -> float`` logged as ``learning_rate``.
+            Defaults to `None`.
+        on_summary: callable ``(writer, step)`` for extra summaries such as
+            images, called every ``image_every`` steps. Defaults to `None`.
+        image_every: steps between ``on_summary`` calls. Defaults to `1000`.
+        progress: print a progress line. Defaults to `True`.
+    """
+
+    def __init__(
+        self,
+        model,
+        strategy,
+        dataset,
+        run_dir,
+        total_steps,
+        checkpoint_objects=None,
+        checkpoint_every=1000,
+        keep_checkpoints=3,
+        summary_every=100,
+        steps_per_execution=1,
+        jit_compile=False,
+        learning_rate=None,
+        on_summary=None,
+        image_every=1000,
+        progress=True,
+    ):
+        self.model = model
+        self.strategy = strategy
+        self.dataset = dataset
+        self.run_dir = os.fspath(run_dir)
+        self.total_steps = int(total_steps)
+        self.checkpoint_every = int(checkpoint_every)
+        self.summary_every = int(summary_every)
+        self.steps_per_execution = int(steps_per_execution)
+        self.learning_rate = learning_rate
+        self.on_summary = on_summary
+        self.image_every = int(image_every)
+        self.progress = progress
+        with strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, step=self.step, **(checkpoint_objects or {})
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(self.run_dir, "checkpoints"), max_to_keep=keep_checkpoints
+        )
+        self._stop = threading.Event()
+        self._restored_step = None
+        self._step_fn = self._make_step_function(jit_compile)
+
+    def _make_step_function(self, jit_compile):
+        replica_step = self.model.train_step
+        if jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True)
+
+        @tf.function
+        def run_steps(iterator, count):
+            for _ in tf.range(count):
+                self.strategy.run(replica_step, args=(next(iterator),))
+
+        return run_steps
+
+    def restore(self) -> int:
+        """Restore the latest checkpoint if there is one; returns the step restored."""
+        if self._restored_step is not None:
+            return self._restored_step
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            self._restored_step = 0
+            return 0
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+            raise Mr2ctError(
+                f"{latest}: cannot restore this checkpoint into the configured model "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})"
+            ) from None
+        self._restored_step = int(self.step.numpy())
+        return self._restored_step
+
+    def save(self):
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        self._write_status()
+
+    def _write_status(self, state="running"):
+        atomic_write_json(
+            os.path.join(self.run_dir, "status.json"),
+            {
+                "step": int(self.step.numpy()),
+                "total_steps": self.total_steps,
+                "state": state,
+                "checkpoint": self.manager.latest_checkpoint,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+
+    def _metric_values(self):
+        return {m.name: float(m.result()) for m in self.model.metrics}
+
+    def _request_stop(self, signum, frame):
+        self._stop.set()
+
+    def run(self, max_steps=None) -> LoopResult:
+        """Train from the latest checkpoint up to ``min(total_steps, max_steps)``."""
+        start = self.restore()
+        end = self.total_steps if max_steps is None else min(self.total_steps, int(max_steps))
+        result = LoopResult(step=start, total_steps=self.total_steps, resumed_from=start)
+        if start >= end:
+            self._write_status("finished" if start >= self.total_steps else "stopped")
+            return result
+
+        writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
+        progress = Progress(end, start=start, enabled=self.progress)
+        iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset))
+        handlers = self._install_signal_handlers()
+        step = start
+        values = {}
+        try:
+            while step < end and not self._stop.is_set():
+                # Run up to the next checkpoint or summary boundary, or the end.
+                boundary = min(
+                    end,
+                    _next_multiple(step, self.checkpoint_every),
+                    _next_multiple(step, self.summary_every),
+                    step + self.steps_per_execution,
+                )
+                self._step_fn(iterator, tf.constant(boundary - step, tf.int64))
+                step = boundary
+                self.step.assign(step)
+                values = self._metric_values()
+                progress.update(step, values)
+                if step % self.summary_every == 0 or step == end:
+                    with writer.as_default(step=step):
+                        for name, value in values.items():
+                            tf.summary.scalar(f"loss/{name}", value)
+                        if self.learning_rate is not None:
+                            tf.summary.scalar("learning_rate", self.learning_rate(step))
+                    for metric in self.model.metrics:
+                        metric.reset_state()
+                if self.on_summary is not None and (step % self.image_every == 0 or step == end):
+                    with writer.as_default(step=step):
+                        self.on_summary(step)
+                if step % self.checkpoint_every == 0 or step == end:
+                    self.save()
+            if self._stop.is_set() and step < end:
+                self.save()
+                result.interrupted = True
+        finally:
+            self._restore_signal_handlers(handlers)
+            writer.flush()
+            progress.close(step, values)
+        result.step = step
+        self._write_status("finished" if result.finished else ("interrupted" if result.interrupted else "stopped"))
+        return result
+
+    def _install_signal_handlers(self):
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, self._request_stop)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous):
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _next_multiple(step, every):
+    return (step // every + 1) * every

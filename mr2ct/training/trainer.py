@@ -1,0 +1,143 @@
+"""Training a CycleGAN run end to end: config, strategy, precision, data, loop."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from mr2ct.config import Config
+from mr2ct.errors import ConfigError
+from mr2ct.training import builders
+from mr2ct.training.loop import LoopResult, TrainingLoop
+from mr2ct.training.strategy import make_strategy, set_precision
+
+CONFIG_FILE = "config.yaml"
+
+
+def resolve_run_config(run_dir, config: Config | None) -> Config:
+    """The config of a run folder, written there on first use.
+
+    A new run saves ``config``. A run folder that already has one resumes with
+    it; a different ``config`` is refused (naming the keys that differ) so a
+    resumed run cannot silently change its settings.
+    """
+    path = os.path.join(os.fspath(run_dir), CONFIG_FILE)
+    if os.path.exists(path):
+        saved = Config.from_yaml(path)
+        if config is not None and config.to_dict() != saved.to_dict():
+            diff = _differences(saved.to_dict(), config.to_dict())
+            raise ConfigError(
+                f"{path}: this run was started with other settings ({', '.join(diff)}); "
+                "use a new run folder, or resume without changing the config"
+            )
+        return saved
+    if config is None:
+        raise ConfigError(f"{run_dir}: no {CONFIG_FILE} here and no config given")
+    os.makedirs(run_dir, exist_ok=True)
+    config.to_yaml(path)
+    return config
+
+
+def _differences(a: dict, b: dict, prefix="") -> list[str]:
+    keys = []
+    for key in sorted(set(a) | set(b)):
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            keys += _differences(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            keys.append(f"{prefix}{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return keys
+
+
+def train_cyclegan(
+    data_dir,
+    run_dir,
+    config: Config | None = None,
+    max_steps: int | None = None,
+    progress: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
+) -> LoopResult:
+    """Train (or resume) the GC-CycleGAN on a prepared folder.
+
+    Args:
+        data_dir: output of ``mr2ct prepare`` (TFRecord shards and manifest).
+        run_dir: the run folder; created, or resumed if it has checkpoints.
+        config: settings for a new run. Defaults to the run folder's saved
+            config.
+        max_steps: stop at this global step (the run can be resumed later).
+            Defaults to the config's total steps.
+        progress: print a progress line. Defaults to `True`.
+        strategy: a ``tf.distribute`` strategy. Defaults to the one the
+            config's ``runtime.strategy`` names.
+
+    Returns:
+        A :class:`LoopResult`.
+    """
+    from mr2ct.data.pipeline import unpaired_dataset
+
+    config = resolve_run_config(run_dir, config)
+    keras.utils.set_random_seed(config.runtime.seed)
+    policy = set_precision(config.runtime.mixed_precision)
+    strategy = strategy or make_strategy(config.runtime.strategy)
+    try:
+        with strategy.scope():
+            model = builders.build_cyclegan(config)
+            model.compile(
+                generator_optimizer=builders.build_adam(config, policy, "generator_adam"),
+                discriminator_optimizer=builders.build_adam(config, policy, "discriminator_adam"),
+            )
+        loop = TrainingLoop(
+            model,
+            strategy,
+            dataset=None,
+            run_dir=run_dir,
+            total_steps=config.train.total_steps,
+            checkpoint_objects={
+                "generator_optimizer": model.generator_optimizer,
+                "discriminator_optimizer": model.discriminator_optimizer,
+                "pool_ct": model.pool_ct,
+                "pool_mr": model.pool_mr,
+            },
+            checkpoint_every=config.train.checkpoint_every,
+            keep_checkpoints=config.train.keep_checkpoints,
+            summary_every=config.train.summary_every,
+            steps_per_execution=config.train.steps_per_execution,
+            jit_compile=config.runtime.xla,
+            learning_rate=builders.build_schedule(config),
+            image_every=config.train.image_summary_every,
+            progress=progress,
+        )
+        # The data order after a resume depends on the step it resumes from,
+        # so an interrupted and resumed run is reproducible too.
+        start = loop.restore()
+        dataset = unpaired_dataset(
+            data_dir,
+            image_size=config.data.image_size,
+            batch_size=config.data.batch_size,
+            shuffle_buffer=config.data.shuffle_buffer,
+            seed=config.data.seed + start,
+            augment=config.data.augment,
+        )
+        loop.dataset = dataset
+        samples = next(iter(dataset.take(1)))
+        loop.on_summary = lambda step: write_translation_images(model, samples)
+        return loop.run(max_steps=max_steps)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def write_translation_images(model, samples, max_images=3):
+    """Image summaries: MR, synthesized CT, reconstructed MR, and CT, synthesized MR, reconstructed CT."""
+    mr = samples["mr"][:max_images]
+    ct = samples["ct"][:max_images]
+    fake_ct = model.generator_mr_to_ct(mr, training=False)
+    fake_mr = model.generator_ct_to_mr(ct, training=False)
+    rows = {
+        "mr_to_ct": [mr, fake_ct, model.generator_ct_to_mr(fake_ct, training=False)],
+        "ct_to_mr": [ct, fake_mr, model.generator_mr_to_ct(fake_mr, training=False)],
+    }
+    for name, images in rows.items():
+        # real | translated | reconstructed, side by side, from [-1, 1] to [0, 1]
+        strip = tf.concat([tf.cast(i, tf.float32) for i in images], axis=2)
+        tf.summary.image(name, (strip + 1.0) / 2.0, max_outputs=max_images)

@@ -1,0 +1,138 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mr2ct.models import CycleGAN, ImagePool, PatchDiscriminator, ResnetGenerator
+
+SIZE = 32
+
+
+def make_cyclegan(lambda_gc=0.3, lambda_identity=0.0, pool_size=4, optimizer=None, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = CycleGAN(
+        ResnetGenerator(filters=4, num_blocks=1, name="g_ct"),
+        ResnetGenerator(filters=4, num_blocks=1, name="g_mr"),
+        PatchDiscriminator(filters=4, name="d_ct"),
+        PatchDiscriminator(filters=4, name="d_mr"),
+        image_shape=(SIZE, SIZE, 1),
+        lambda_gc=lambda_gc,
+        lambda_identity=lambda_identity,
+        pool_size=pool_size,
+    )
+    make = optimizer or (lambda: keras.optimizers.Adam(2e-4, beta_1=0.5))
+    model.compile(generator_optimizer=make(), discriminator_optimizer=make())
+    return model
+
+
+def batch(n=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "mr": rng.uniform(-1, 1, (n, SIZE, SIZE, 1)).astype("float32"),
+        "ct": rng.uniform(-1, 1, (n, SIZE, SIZE, 1)).astype("float32"),
+    }
+
+
+def test_train_step_gives_finite_losses_and_changes_all_weights():
+    model = make_cyclegan()
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    logs = model.train_step(batch())
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    after = [v.numpy() for v in model.trainable_variables]
+    assert all(not np.allclose(b, a) for b, a in zip(before, after))
+
+
+@pytest.mark.parametrize(
+    "lambda_gc, lambda_identity, expected_extra",
+    [(0.3, 0.0, {"gc"}), (0.0, 0.0, set()), (0.0, 0.5, {"identity"}), (1.0, 0.5, {"gc", "identity"})],
+)
+def test_loss_terms_reported(lambda_gc, lambda_identity, expected_extra):
+    model = make_cyclegan(lambda_gc=lambda_gc, lambda_identity=lambda_identity)
+    logs = model.train_step(batch())
+    base = {"generator_loss", "adv_ct", "adv_mr", "cycle", "discriminator_loss", "d_ct", "d_mr"}
+    assert set(logs) == base | expected_extra
+
+
+def test_generator_loss_is_the_weighted_sum_of_its_terms():
+    model = make_cyclegan(lambda_gc=0.3, lambda_identity=0.5)
+    # Zero learning rates: the logged terms all come from the same weights.
+    model.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0))
+    logs = {k: float(v) for k, v in model.train_step(batch()).items()}
+    expected = logs["adv_ct"] + logs["adv_mr"] + 3.0 * logs["cycle"] + 0.3 * logs["gc"] + 0.5 * logs["identity"]
+    assert logs["generator_loss"] == pytest.approx(expected, rel=1e-5)
+    assert logs["discriminator_loss"] == pytest.approx(logs["d_ct"] + logs["d_mr"], rel=1e-5)
+
+
+def test_gc_loss_changes_the_generator_update():
+    with_gc = make_cyclegan(lambda_gc=5.0, seed=3)
+    without = make_cyclegan(lambda_gc=0.0, seed=3)
+    for a, b in zip(with_gc.trainable_variables, without.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    data = batch()
+    with_gc.train_step(data)
+    without.train_step(data)
+    g_with = with_gc.generator_mr_to_ct.trainable_variables[0].numpy()
+    g_without = without.generator_mr_to_ct.trainable_variables[0].numpy()
+    assert not np.allclose(g_with, g_without)
+
+
+def test_call_translates_mr_to_ct_and_config_round_trips(tmp_path):
+    model = make_cyclegan()
+    x = batch()["mr"]
+    np.testing.assert_array_equal(model(x).numpy(), model.generator_mr_to_ct(x).numpy())
+    clone = CycleGAN.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert clone.lambda_gc == 0.3 and clone.pool_size == 4
+
+
+def test_model_fit_runs_the_custom_step():
+    model = make_cyclegan()
+    ds = tf.data.Dataset.from_tensor_slices(batch(4)).batch(2, drop_remainder=True)
+    history = model.fit(ds, epochs=2, verbose=0)
+    assert "gc" in history.history and len(history.history["cycle"]) == 2
+
+
+def test_negative_weight_rejected():
+    with pytest.raises(ValueError, match="lambda_gc"):
+        make_cyclegan(lambda_gc=-1)
+
+
+def test_compile_required():
+    model = CycleGAN(
+        ResnetGenerator(filters=2, num_blocks=0), ResnetGenerator(filters=2, num_blocks=0),
+        PatchDiscriminator(filters=2), PatchDiscriminator(filters=2), image_shape=(SIZE, SIZE, 1),
+    )
+    with pytest.raises(RuntimeError, match="compile"):
+        model.train_step(batch())
+
+
+# ---- image pool -----------------------------------------------------------
+
+def images(values):
+    return tf.constant(np.array(values, "float32")[:, None, None, None] * np.ones((1, 2, 2, 1), "float32"))
+
+
+def test_pool_fills_then_returns_mixture():
+    pool = ImagePool(pool_size=3, image_shape=(2, 2, 1), seed=1)
+    out = pool.query(images([1, 2]))
+    np.testing.assert_array_equal(out.numpy()[:, 0, 0, 0], [1, 2])  # filling: returned as is
+    assert int(pool.count.numpy()) == 2
+    out = pool.query(images([3, 4]))
+    assert out.numpy()[0, 0, 0, 0] == 3  # fills the last slot
+    assert int(pool.count.numpy()) == 3
+    stored = set(pool.images.numpy()[:, 0, 0, 0])
+    assert stored == {1, 2, 3} or 4 in stored  # the 4th may have been swapped in
+    returned_history = 0
+    for i in range(200):
+        value = 100 + i
+        out = pool.query(images([value])).numpy()[0, 0, 0, 0]
+        returned_history += out != value
+        assert out == value or out < value  # either itself or an older image
+    assert 60 < returned_history < 140  # about half the queries return history
+
+
+def test_pool_disabled_and_gradient_free():
+    x = images([5, 6])
+    assert ImagePool(pool_size=0, image_shape=(2, 2, 1)).query(x) is x
+    with pytest.raises(ValueError, match="pool_size"):
+        ImagePool(pool_size=-1)
