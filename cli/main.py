@@ -18,6 +18,8 @@ from mr2ct.errors import Mr2ctError
 # name -> (module in this package, attribute). Modules are imported only when
 # the command runs, so ``mr2ct --help`` does not pay for importing TensorFlow.
 _COMMANDS = {
+    "phantom": ("phantom", "phantom"),
+    "train": ("train", "train"),
 }
 
 

@@ -291,6 +291,8 @@ def _coerce(value, hint, key):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif hint is str:
+        if isinstance(value, bool):  # YAML 1.1 reads off/on as booleans
+            return "on" if value else "off"
         if isinstance(value, str):
             return value
     raise ConfigError(f"{key} must be {hint.__name__}. Received: {value!r}")

@@ -1,0 +1,133 @@
+"""Seconds per CycleGAN training iteration for the paper-size networks.
+
+Prints, for 256x256 slices and batch 1, the median (and min and max) of the
+wall time of one iteration (both generators and both discriminators
+updated) after warm-up, and the achieved GFLOP/s, for float32 and bfloat16,
+with and without XLA.
+
+    python benchmarks/train_step.py [--iterations 10] [--size 256] [--filters 64]
+
+FLOPs are counted analytically from the layer shapes (2 FLOPs per
+multiply-add; the backward pass counted as twice the forward pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mr2ct.models import CycleGAN, PatchDiscriminator, ResnetGenerator  # noqa: E402
+
+
+def conv_flops(model, size):
+    """Forward FLOPs of the convolutions of ``model`` for one ``size`` x ``size`` image."""
+    total = 0
+    x = keras.KerasTensor((1, size, size, model.input_channels))
+    # Trace shapes layer by layer through the model's stages.
+    stack = list(model.stages)
+    shape = x.shape
+    for layer in stack:
+        out = layer.compute_output_shape(shape)
+        total += _layer_flops(layer, shape, out)
+        shape = out
+    return total
+
+
+def _layer_flops(layer, in_shape, out_shape):
+    if hasattr(layer, "stages"):  # residual block
+        total, shape = 0, in_shape
+        for sub in layer.stages:
+            out = sub.compute_output_shape(shape)
+            total += _layer_flops(sub, shape, out)
+            shape = out
+        return total
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        k = layer.kernel.shape  # (kh, kw, out, in)
+        return 2 * k[0] * k[1] * k[2] * k[3] * in_shape[1] * in_shape[2]
+    if isinstance(layer, keras.layers.Conv2D):
+        k = layer.kernel.shape  # (kh, kw, in, out)
+        return 2 * k[0] * k[1] * k[2] * k[3] * out_shape[1] * out_shape[2]
+    return 0
+
+
+def iteration_flops(g, d, size):
+    """FLOPs of one CycleGAN iteration with batch 1.
+
+    Generator step: 4 generator and 2 discriminator forwards, backward through
+    all of them (2x). Discriminator step: 4 discriminator forwards and their
+    backward (2x).
+    """
+    fg, fd = conv_flops(g, size), conv_flops(d, size)
+    return 3 * (4 * fg + 2 * fd) + 3 * (4 * fd), fg, fd
+
+
+def bench(precision, xla, size, filters, blocks, iterations, warmup):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    keras.utils.set_random_seed(0)
+    model = CycleGAN(
+        ResnetGenerator(filters=filters, num_blocks=blocks),
+        ResnetGenerator(filters=filters, num_blocks=blocks),
+        PatchDiscriminator(filters=filters),
+        PatchDiscriminator(filters=filters),
+        image_shape=(size, size, 1),
+    )
+    model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
+    step = tf.function(model.train_step, jit_compile=xla)
+    rng = np.random.default_rng(0)
+    data = {
+        "mr": tf.constant(rng.uniform(-1, 1, (1, size, size, 1)).astype("float32")),
+        "ct": tf.constant(rng.uniform(-1, 1, (1, size, size, 1)).astype("float32")),
+    }
+    for _ in range(warmup):
+        logs = step(data)
+        float(logs["generator_loss"])
+    times = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        logs = step(data)
+        float(logs["generator_loss"])  # wait for the step
+        times.append(time.perf_counter() - t0)
+    keras.mixed_precision.set_global_policy("float32")
+    flops, fg, fd = iteration_flops(model.generator_mr_to_ct, model.discriminator_ct, size)
+    return times, flops, fg, fd
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--filters", type=int, default=64)
+    parser.add_argument("--blocks", type=int, default=9)
+    parser.add_argument("--only", choices=["fp32", "bf16"], default=None)
+    parser.add_argument("--no-xla", action="store_true", help="skip the XLA rows")
+    args = parser.parse_args(argv)
+
+    rows = []
+    for precision in ["fp32", "bf16"]:
+        if args.only and precision != args.only:
+            continue
+        for xla in [False] if args.no_xla else [False, True]:
+            times, flops, fg, fd = bench(precision, xla, args.size, args.filters, args.blocks, args.iterations, args.warmup)
+            rows.append((precision, xla, statistics.median(times), min(times), max(times), flops))
+            print(f"  done {precision} xla={xla}", file=sys.stderr, flush=True)
+    print(f"CycleGAN iteration, {args.size}x{args.size}, batch 1, filters {args.filters}, "
+          f"{args.blocks} blocks; {os.cpu_count()} CPU cores, TF {tf.__version__}")
+    print(f"generator forward {fg / 1e9:.1f} GFLOP, discriminator forward {fd / 1e9:.1f} GFLOP, "
+          f"iteration {flops / 1e9:.0f} GFLOP")
+    print(f"{'precision':<10}{'xla':<6}{'median s':>10}{'min s':>9}{'max s':>9}{'GFLOP/s':>10}")
+    for precision, xla, med, lo, hi, flops in rows:
+        print(f"{precision:<10}{str(xla):<6}{med:>10.3f}{lo:>9.3f}{hi:>9.3f}{flops / med / 1e9:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()

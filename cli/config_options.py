@@ -1,0 +1,50 @@
+"""Click options shared by the commands that take a run configuration."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from mr2ct.config import PRESETS, Config, MixedPrecision, StrategyKind, preset
+
+
+def config_options(func):
+    """Add ``--preset``, ``--config``, ``--set``, ``--mixed-precision``, ``--xla``, ``--strategy``."""
+    options = [
+        click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+                     help="Settings preset for a new run (default: paper)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                     help="YAML config file (instead of a preset)."),
+        click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+                     help="Override one setting, e.g. --set loss.lambda_gc=0. Repeatable."),
+        click.option("--mixed-precision", type=click.Choice([m.value for m in MixedPrecision]),
+                     default=None, help="float16 with loss scaling on GPU, bfloat16 on CPU ('auto')."),
+        click.option("--xla/--no-xla", default=None, help="XLA-compile the training step."),
+        click.option("--strategy", type=click.Choice([s.value for s in StrategyKind]), default=None,
+                     help="tf.distribute strategy (multi_worker reads TF_CONFIG)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def resolve_config(run_dir, preset_name, config_file, overrides, mixed_precision, xla, strategy):
+    """The config the command line asks for, or ``None`` to resume with the run's own.
+
+    Nothing given and a run folder with a saved config: resume as saved.
+    """
+    runtime = []
+    if mixed_precision is not None:
+        runtime.append(f"runtime.mixed_precision={mixed_precision}")
+    if xla is not None:
+        runtime.append(f"runtime.xla={str(xla).lower()}")
+    if strategy is not None:
+        runtime.append(f"runtime.strategy={strategy}")
+    nothing_given = not (preset_name or config_file or overrides or runtime)
+    if nothing_given and os.path.exists(os.path.join(run_dir, "config.yaml")):
+        return None
+    config = Config.from_yaml(config_file) if config_file else preset(preset_name or "paper")
+    return config.override(list(overrides) + runtime)
+
+

@@ -1,0 +1,43 @@
+"""``mr2ct train``: train or resume the GC-CycleGAN."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .config_options import config_options, resolve_config
+from .main import friendly_errors
+
+
+@click.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder written by `mr2ct prepare`.")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: config, checkpoints, TensorBoard logs. Rerun to resume.")
+@config_options
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Stop at this global step (resume later with the same command).")
+@click.option("--quiet", is_flag=True, help="No progress line.")
+@friendly_errors
+def train(data_dir, run_dir, preset, config_file, overrides, mixed_precision, xla, strategy, max_steps, quiet):
+    """Train the CycleGAN with the gradient-consistency loss (or resume it).
+
+    Running the same command again resumes from the latest checkpoint. Ctrl-C
+    (SIGINT) or SIGTERM saves a checkpoint before exiting.
+    """
+    from mr2ct.training.trainer import train_cyclegan
+
+    config = resolve_config(run_dir, preset, config_file, overrides, mixed_precision, xla, strategy)
+    result = train_cyclegan(data_dir, run_dir, config=config, max_steps=max_steps, progress=not quiet)
+    if result.resumed_from:
+        click.echo(f"resumed from step {result.resumed_from}", err=True)
+    if result.interrupted:
+        click.echo(
+            f"interrupted at step {result.step}/{result.total_steps}; checkpoint saved. "
+            "Run the same command to resume.",
+            err=True,
+        )
+        sys.exit(130)
+    state = "finished" if result.finished else "stopped"
+    click.echo(f"{state} at step {result.step}/{result.total_steps}: {run_dir}")

@@ -1,0 +1,65 @@
+import pytest
+
+from mr2ct.config import PRESETS, Config, preset
+from mr2ct.errors import ConfigError
+
+
+def test_defaults_are_the_paper():
+    c = preset("paper")
+    assert c == Config()
+    assert (c.data.image_size, c.data.batch_size) == (256, 1)
+    assert (c.model.generator_filters, c.model.generator_blocks) == (64, 9)
+    assert (c.loss.lambda_cycle, c.loss.lambda_gc, c.loss.lambda_identity) == (3.0, 0.3, 0.0)
+    assert (c.train.learning_rate, c.train.beta_1) == (2e-4, 0.5)
+    assert (c.train.constant_steps, c.train.decay_steps, c.train.total_steps) == (100_000, 100_000, 200_000)
+    assert c.loss.pool_size == 50
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip_through_yaml(name, tmp_path):
+    c = preset(name)
+    c.to_yaml(tmp_path / "c.yaml")
+    assert Config.from_yaml(tmp_path / "c.yaml") == c
+
+
+@pytest.mark.parametrize(
+    "assignment, section, key, value",
+    [
+        ("loss.lambda_gc=0", "loss", "lambda_gc", 0.0),
+        ("train.constant_steps=1e3", "train", "constant_steps", 1000),
+        ("runtime.mixed_precision=off", "runtime", "mixed_precision", "off"),
+        ("runtime.xla=true", "runtime", "xla", True),
+        ("data.image_size=128", "data", "image_size", 128),
+    ],
+)
+def test_overrides(assignment, section, key, value):
+    c = preset("tiny").override([assignment])
+    assert getattr(getattr(c, section), key) == value
+    assert preset("tiny") != c or getattr(getattr(preset("tiny"), section), key) == value
+
+
+@pytest.mark.parametrize(
+    "assignment, match",
+    [
+        ("loss.lambda_gcc=1", "unknown config key 'loss.lambda_gcc'"),
+        ("lambda_gc=1", "section.key=value"),
+        ("loss.lambda_gc", "section.key=value"),
+        ("data.image_size=abc", "data.image_size must be int"),
+        ("data.image_size=100", "multiple of 16"),
+        ("runtime.strategy=tpu", "runtime.strategy must be one of"),
+        ("loss.lambda_gc=-1", "non-negative"),
+    ],
+)
+def test_bad_overrides(assignment, match):
+    with pytest.raises(ConfigError, match=match):
+        preset("tiny").override([assignment])
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        Config.from_yaml(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        Config.from_yaml(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")

@@ -1,0 +1,78 @@
+"""One step under MirroredStrategy over two (logical CPU) replicas equals one single-device step."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mr2ct.models import CycleGAN, PatchDiscriminator, ResnetGenerator
+from mr2ct.training.strategy import make_strategy, resolve_precision
+
+SIZE = 32
+
+
+def build(strategy, optimizer):
+    with strategy.scope():
+        keras.utils.set_random_seed(7)
+        model = CycleGAN(
+            ResnetGenerator(filters=4, num_blocks=1, name="g_ct"),
+            ResnetGenerator(filters=4, num_blocks=1, name="g_mr"),
+            PatchDiscriminator(filters=4, name="d_ct"),
+            PatchDiscriminator(filters=4, name="d_mr"),
+            image_shape=(SIZE, SIZE, 1),
+            pool_size=8,  # not full after one step: the pool returns its input
+        )
+        model.compile(optimizer(), optimizer())
+    return model
+
+
+def one_step(strategy, model, data):
+    ds = tf.data.Dataset.from_tensors(data)
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+
+    @tf.function
+    def step(it):
+        return strategy.run(model.train_step, args=(next(it),))
+
+    step(iterator)
+    return {m.name: float(m.result()) for m in model.metrics}
+
+
+def test_mirrored_step_equals_single_device_step():
+    """SGD makes the update proportional to the gradient, so a wrong loss scale
+    (e.g. dividing by the per-replica instead of the global batch) shows at once;
+    Adam's first step, about lr * sign(g), would hide it."""
+    optimizer = lambda: keras.optimizers.SGD(0.5)  # noqa: E731
+    rng = np.random.default_rng(0)
+    data = {
+        "mr": rng.uniform(-1, 1, (4, SIZE, SIZE, 1)).astype("float32"),
+        "ct": rng.uniform(-1, 1, (4, SIZE, SIZE, 1)).astype("float32"),
+    }
+    single = build(tf.distribute.OneDeviceStrategy("CPU:0"), optimizer)
+    mirrored_strategy = make_strategy("mirrored", devices=["CPU:0", "CPU:1"])
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    mirrored = build(mirrored_strategy, optimizer)
+    for a, b in zip(single.trainable_variables, mirrored.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    before = [v.numpy().copy() for v in single.trainable_variables]
+    logs_single = one_step(tf.distribute.OneDeviceStrategy("CPU:0"), single, data)
+    logs_mirrored = one_step(mirrored_strategy, mirrored, data)
+
+    moved = []
+    for a, b, start in zip(single.trainable_variables, mirrored.trainable_variables, before):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, rtol=1e-4)
+        moved.append(np.abs(a.numpy() - start).max())
+    # The update is far larger than the tolerance (biases in front of an
+    # instance norm get no gradient, so not every variable moves).
+    assert sorted(moved)[len(moved) // 2] > 1e-3
+    for name, value in logs_single.items():  # metrics are global-batch means on both
+        assert logs_mirrored[name] == pytest.approx(value, rel=1e-4), name
+
+
+def test_precision_resolution_on_cpu():
+    assert resolve_precision("auto") == "mixed_bfloat16"  # no GPU here
+    assert resolve_precision("off") == "float32"
+    assert resolve_precision("float16") == "mixed_float16"
+    with pytest.raises(ValueError):
+        resolve_precision("int8")

@@ -1,0 +1,93 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mr2ct.errors import Mr2ctError
+from mr2ct.models import CycleGAN, PatchDiscriminator, ResnetGenerator
+from mr2ct.training.loop import TrainingLoop
+
+SIZE = 32
+
+
+def dataset():
+    rng = np.random.default_rng(0)
+    data = {
+        "mr": rng.uniform(-1, 1, (8, SIZE, SIZE, 1)).astype("float32"),
+        "ct": rng.uniform(-1, 1, (8, SIZE, SIZE, 1)).astype("float32"),
+    }
+    return tf.data.Dataset.from_tensor_slices(data).repeat().batch(2, drop_remainder=True)
+
+
+def make_loop(run_dir, total=6, filters=4, **kwargs):
+    strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(0)
+    model = CycleGAN(
+        ResnetGenerator(filters=filters, num_blocks=1), ResnetGenerator(filters=filters, num_blocks=1),
+        PatchDiscriminator(filters=filters), PatchDiscriminator(filters=filters),
+        image_shape=(SIZE, SIZE, 1), pool_size=3,
+    )
+    model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    loop = TrainingLoop(
+        model, strategy, dataset(), run_dir, total_steps=total,
+        checkpoint_objects={"g_opt": model.generator_optimizer, "d_opt": model.discriminator_optimizer,
+                            "pool_ct": model.pool_ct},
+        checkpoint_every=2, summary_every=2, progress=False, **kwargs,
+    )
+    return model, loop
+
+
+def test_runs_checkpoints_and_resumes_exactly(tmp_path):
+    model, loop = make_loop(tmp_path, total=6)
+    result = loop.run(max_steps=4)
+    assert (result.step, result.finished, result.interrupted) == (4, False, False)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["step"] == 4 and status["state"] == "stopped"
+    weights_at_4 = [v.numpy().copy() for v in model.weights]
+    pool_at_4 = model.pool_ct.images.numpy().copy()
+    assert int(model.generator_optimizer.iterations.numpy()) == 4
+
+    model2, loop2 = make_loop(tmp_path, total=6)
+    assert loop2.restore() == 4
+    for a, b in zip(weights_at_4, model2.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    np.testing.assert_array_equal(pool_at_4, model2.pool_ct.images.numpy())
+    assert int(model2.generator_optimizer.iterations.numpy()) == 4
+    result = loop2.run()
+    assert (result.step, result.finished, result.resumed_from) == (6, True, 4)
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "finished"
+    # a third run has nothing left to do
+    _, loop3 = make_loop(tmp_path, total=6)
+    assert loop3.run().step == 6
+    assert tf.io.gfile.glob(str(tmp_path / "logs" / "*"))
+
+
+def test_stop_request_saves_a_checkpoint(tmp_path):
+    model, loop = make_loop(tmp_path, total=100)
+    loop.on_summary = lambda step: loop._request_stop(None, None)  # as SIGINT would, mid-run
+    loop.image_every = 1
+    result = loop.run()
+    assert result.interrupted and result.step == 1  # stops after the step it was in
+    assert loop.manager.latest_checkpoint.endswith("ckpt-1")
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "interrupted"
+
+
+def test_restore_into_a_different_model_is_a_clear_error(tmp_path):
+    _, loop = make_loop(tmp_path, total=2)
+    loop.run()
+    _, other = make_loop(tmp_path, total=2, filters=8)
+    with pytest.raises(Mr2ctError, match="cannot restore"):
+        other.restore()
+
+
+def test_no_half_written_checkpoint_is_used(tmp_path):
+    _, loop = make_loop(tmp_path, total=4)
+    loop.run(max_steps=2)
+    # A save killed midway leaves temporary files but never updates the index.
+    (tmp_path / "checkpoints" / "ckpt-4_temp").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 10)
+    _, loop2 = make_loop(tmp_path, total=4)
+    assert loop2.restore() == 2
