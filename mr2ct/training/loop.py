@@ -22,6 +22,7 @@ import tensorflow as tf
 from mr2ct._atomic import atomic_write_json
 from mr2ct.errors import Mr2ctError
 from mr2ct.training.progress import Progress
+from mr2ct.training.tracking import checkpoint_items
 
 
 @dataclasses.dataclass
@@ -97,7 +98,7 @@ class TrainingLoop:
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(
-            model=model, step=self.step, **(checkpoint_objects or {})
+            step=self.step, **checkpoint_items(model=model, **(checkpoint_objects or {}))
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(self.run_dir, "checkpoints"), max_to_keep=keep_checkpoints

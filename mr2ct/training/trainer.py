@@ -14,6 +14,8 @@ from mr2ct.training.loop import LoopResult, TrainingLoop
 from mr2ct.training.strategy import make_strategy, set_precision
 
 CONFIG_FILE = "config.yaml"
+# Copy of the prepared data's preprocessing record: export and predict invert it.
+PREPROCESSING_FILE = "preprocessing.json"
 
 
 def resolve_run_config(run_dir, config: Config | None) -> Config:
