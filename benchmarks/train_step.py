@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -112,21 +111,22 @@ def main(argv=None):
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA rows")
     args = parser.parse_args(argv)
 
-    rows = []
+    print(f"CycleGAN iteration, {args.size}x{args.size}, batch 1, filters {args.filters}, "
+          f"{args.blocks} blocks; {os.cpu_count()} CPU cores, TF {tf.__version__}", flush=True)
+    header = False
     for precision in ["fp32", "bf16"]:
         if args.only and precision != args.only:
             continue
         for xla in [False] if args.no_xla else [False, True]:
             times, flops, fg, fd = bench(precision, xla, args.size, args.filters, args.blocks, args.iterations, args.warmup)
-            rows.append((precision, xla, statistics.median(times), min(times), max(times), flops))
-            print(f"  done {precision} xla={xla}", file=sys.stderr, flush=True)
-    print(f"CycleGAN iteration, {args.size}x{args.size}, batch 1, filters {args.filters}, "
-          f"{args.blocks} blocks; {os.cpu_count()} CPU cores, TF {tf.__version__}")
-    print(f"generator forward {fg / 1e9:.1f} GFLOP, discriminator forward {fd / 1e9:.1f} GFLOP, "
-          f"iteration {flops / 1e9:.0f} GFLOP")
-    print(f"{'precision':<10}{'xla':<6}{'median s':>10}{'min s':>9}{'max s':>9}{'GFLOP/s':>10}")
-    for precision, xla, med, lo, hi, flops in rows:
-        print(f"{precision:<10}{str(xla):<6}{med:>10.3f}{lo:>9.3f}{hi:>9.3f}{flops / med / 1e9:>10.1f}")
+            if not header:
+                print(f"generator forward {fg / 1e9:.1f} GFLOP, discriminator forward {fd / 1e9:.1f} GFLOP, "
+                      f"iteration {flops / 1e9:.0f} GFLOP")
+                print(f"{'precision':<10}{'xla':<6}{'median s':>10}{'min s':>9}{'max s':>9}{'GFLOP/s':>10}")
+                header = True
+            med = statistics.median(times)
+            print(f"{precision:<10}{str(xla):<6}{med:>10.3f}{min(times):>9.3f}{max(times):>9.3f}"
+                  f"{flops / med / 1e9:>10.1f}", flush=True)
 
 
 if __name__ == "__main__":

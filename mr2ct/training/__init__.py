@@ -1,0 +1,1 @@
+"""Training: strategy and precision, the step loop, checkpoints, and the run drivers."""
