@@ -18,7 +18,9 @@ from mr2ct.errors import Mr2ctError
 # name -> (module in this package, attribute). Modules are imported only when
 # the command runs, so ``mr2ct --help`` does not pay for importing TensorFlow.
 _COMMANDS = {
+    "export": ("export", "export"),
     "phantom": ("phantom", "phantom"),
+    "serve": ("serve", "serve"),
     "train": ("train", "train"),
 }
 

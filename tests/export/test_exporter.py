@@ -12,7 +12,7 @@ import mr2ct  # noqa: F401  (registers the layers for load_model)
 from mr2ct.errors import InputError, Mr2ctError
 from mr2ct.export import EXPORT_FILE, export_run, resolve_export
 
-from conftest import CT_WINDOW
+from run_fixtures import CT_WINDOW
 
 
 def slices(size, n=3, seed=0):

@@ -1,0 +1,1 @@
+"""Serving: a TF Serving-compatible REST endpoint and client."""
