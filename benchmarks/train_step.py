@@ -100,6 +100,20 @@ def bench(precision, xla, size, filters, blocks, iterations, warmup):
     return times, flops, fg, fd
 
 
+def gemm_gflops(n=2048, repeats=5):
+    """Achieved GFLOP/s of a large float32 matrix product: this machine's practical ceiling."""
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    matmul = tf.function(lambda: tf.reduce_sum(a @ b))
+    matmul()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        float(matmul())
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=10)
@@ -113,6 +127,7 @@ def main(argv=None):
 
     print(f"CycleGAN iteration, {args.size}x{args.size}, batch 1, filters {args.filters}, "
           f"{args.blocks} blocks; {os.cpu_count()} CPU cores, TF {tf.__version__}", flush=True)
+    print(f"float32 GEMM ceiling on this machine: {gemm_gflops():.0f} GFLOP/s", flush=True)
     header = False
     for precision in ["fp32", "bf16"]:
         if args.only and precision != args.only:
