@@ -224,13 +224,15 @@ PRESETS: dict[str, dict] = {
         "prepare": {"n4_shrink_factor": 2},
         "model": {"generator_filters": 24, "generator_blocks": 6, "discriminator_filters": 24},
         "train": {
-            "constant_steps": 2500,
-            "decay_steps": 2500,
+            "constant_steps": 1500,
+            "decay_steps": 1500,
             "checkpoint_every": 250,
             "summary_every": 25,
             "image_summary_every": 250,
         },
         "segmentation": {"filters": 16, "depth": 3, "steps": 2000, "batch_size": 8, "checkpoint_every": 250},
+        # about 0.6 s per step on two CPU cores with XLA: 3,000 steps in half an hour
+        "runtime": {"xla": True},
     },
     "tiny": {
         "data": {"image_size": 32, "batch_size": 2, "shuffle_buffer": 64},
