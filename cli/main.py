@@ -20,6 +20,8 @@ from mr2ct.errors import Mr2ctError
 _COMMANDS = {
     "export": ("export", "export"),
     "phantom": ("phantom", "phantom"),
+    "predict": ("predict", "predict"),
+    "prepare": ("prepare", "prepare"),
     "serve": ("serve", "serve"),
     "train": ("train", "train"),
 }

@@ -69,3 +69,18 @@ def build_adam(config: Config, policy: str, name: str):
 def build_unet(config: Config, num_classes: int) -> UNet:
     s = config.segmentation
     return UNet(input_channels=2, num_classes=num_classes, depth=s.depth, filters=s.filters, name="unet")
+
+
+def build_preprocess_config(config: Config):
+    """The :class:`~mr2ct.data.preprocess.PreprocessConfig` of ``config``."""
+    from mr2ct.data.preprocess import PreprocessConfig
+
+    p = config.prepare
+    return PreprocessConfig(
+        image_size=config.data.image_size,
+        n4=p.n4,
+        n4_shrink_factor=p.n4_shrink_factor,
+        crop_ct=p.crop_ct,
+        fov_mm=p.fov_mm,
+        slab_mm=p.slab_mm,
+    )

@@ -7,6 +7,7 @@ import os
 import keras
 import tensorflow as tf
 
+from mr2ct._atomic import atomic_write_json
 from mr2ct.config import Config
 from mr2ct.errors import ConfigError
 from mr2ct.training import builders
@@ -79,6 +80,7 @@ def train_cyclegan(
     from mr2ct.data.pipeline import unpaired_dataset
 
     config = resolve_run_config(run_dir, config)
+    record_preprocessing(data_dir, run_dir, config.data.image_size)
     keras.utils.set_random_seed(config.runtime.seed)
     policy = set_precision(config.runtime.mixed_precision)
     strategy = strategy or make_strategy(config.runtime.strategy)
@@ -127,6 +129,21 @@ def train_cyclegan(
         return loop.run(max_steps=max_steps)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def record_preprocessing(data_dir, run_dir, image_size: int) -> dict:
+    """Check the prepared data fits the config; copy its preprocessing record into the run."""
+    from mr2ct.data.prepare import read_manifest
+
+    manifest = read_manifest(data_dir)
+    if manifest["image_size"] != image_size:
+        raise ConfigError(
+            f"{data_dir}: slices were prepared at {manifest['image_size']}x{manifest['image_size']} but "
+            f"data.image_size is {image_size}; prepare again with --image-size {image_size} "
+            f"or train with --set data.image_size={manifest['image_size']}"
+        )
+    atomic_write_json(os.path.join(os.fspath(run_dir), PREPROCESSING_FILE), manifest["preprocessing"])
+    return manifest["preprocessing"]
 
 
 def write_translation_images(model, samples, max_images=3):

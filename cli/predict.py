@@ -1,0 +1,43 @@
+"""``mr2ct predict``: synthesized CT, in HU, for MR volumes."""
+
+from __future__ import annotations
+
+import contextlib
+
+import click
+
+from .main import friendly_errors
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, type=click.Path(file_okay=False),
+              help="saved_models/<name> (latest version) or saved_models/<name>/<version>.")
+@click.option("--version", type=click.IntRange(min=1), default=None, help="Model version (default: latest).")
+@click.option("--input", "input_path", required=True, type=click.Path(),
+              help="An MR volume (NIfTI, NRRD, MHA, DICOM series folder) or a folder of volumes.")
+@click.option("--output", "output_path", required=True, type=click.Path(),
+              help="Output file (.nii.gz, .nrrd, .mha), or a folder when --input is a folder.")
+@click.option("--server", default=None, help="TF Serving REST endpoint, e.g. http://127.0.0.1:8501.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def predict(model_path, version, input_path, output_path, server, batch_size, quiet):
+    """Synthesize CT (HU, int16) on each input MR's own grid."""
+    from mr2ct.serving.predict import Synthesizer, predict_paths
+
+    if server:
+        synthesizer = Synthesizer.remote(server, model_path, version, batch_size)
+    else:
+        synthesizer = Synthesizer.local(model_path, version, batch_size)
+    stack = contextlib.ExitStack()
+
+    def progress_factory(subject, slices):
+        if quiet:
+            return None
+        bar = stack.enter_context(click.progressbar(length=slices, label=subject, show_pos=True, show_eta=True))
+        return bar.update
+
+    with stack:
+        written = predict_paths(synthesizer, input_path, output_path, progress_factory)
+    for path in written:
+        click.echo(f"wrote {path}")

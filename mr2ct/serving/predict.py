@@ -1,0 +1,120 @@
+"""Synthesize CT from whole MR volumes with an export, locally or through a REST server.
+
+The MR goes through the preprocessing recorded in the export (N4, resampling
+to S x S slices, percentile scaling to [-1, 1]), the slices through the
+network in batches, and the synthesized CT, in HU, back onto the MR's own
+grid (shape, spacing, origin and direction of the input), written as int16.
+Memory is bounded by the batch on the network side; the volume itself is
+held once at input and once at output resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from mr2ct.data.io import list_volumes, read_volume, subject_id, write_volume
+from mr2ct.data.preprocess import PreprocessConfig, preprocess_mr, resample_to_reference, volume_from_geometry
+from mr2ct.data.volume import Volume
+from mr2ct.errors import InputError
+from mr2ct.export.exporter import resolve_export
+
+AIR_HU = -1000.0
+
+
+@dataclasses.dataclass
+class Synthesizer:
+    """MR slices (preprocessed, [-1, 1]) to CT slices in HU, in batches.
+
+    Build with :meth:`local` (a SavedModel loaded here) or :meth:`remote`
+    (TF Serving's REST API, or ``mr2ct serve``).
+    """
+
+    info: dict
+    run_batch: callable
+    batch_size: int = 8
+
+    @classmethod
+    def local(cls, model_path, version=None, batch_size=8) -> "Synthesizer":
+        import tensorflow as tf
+
+        path, info = resolve_export(model_path, version)
+        function = tf.saved_model.load(path).signatures["serving_default"]
+
+        def run(batch):
+            return function(mr=tf.constant(batch))["ct_hu"].numpy()
+
+        return cls(info, run, batch_size)
+
+    @classmethod
+    def remote(cls, server, model_path, version=None, batch_size=8) -> "Synthesizer":
+        """A server, with the preprocessing read from the local export description."""
+        from mr2ct.serving import client
+
+        _, info = resolve_export(model_path, version)
+        name = info["name"]
+
+        def run(batch):
+            return client.predict(server, name, {"mr": batch}, version=version)["output"]
+
+        return cls(info, run, batch_size)
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        return PreprocessConfig.from_dict(self.info["preprocessing"]["config"])
+
+    def slices(self, mr_slices: np.ndarray, progress=None) -> np.ndarray:
+        """``[K, S, S]`` in [-1, 1] to ``[K, S, S]`` HU, ``batch_size`` slices at a time."""
+        out = np.empty(mr_slices.shape, np.float32)
+        for start in range(0, len(mr_slices), self.batch_size):
+            batch = mr_slices[start:start + self.batch_size, ..., None].astype(np.float32)
+            out[start:start + len(batch)] = np.asarray(self.run_batch(batch))[..., 0]
+            if progress:
+                progress(len(batch))
+        return out
+
+    def volume(self, mr: Volume, progress=None) -> Volume:
+        """Synthesized CT in HU on ``mr``'s own grid (float32)."""
+        config = self.preprocess_config
+        if config.image_size != self.info["image_size"]:
+            raise InputError(None, "export description is inconsistent (image sizes differ)")
+        mr_slices, record = preprocess_mr(mr, config)
+        sct = self.slices(mr_slices, progress)
+        on_slices = volume_from_geometry(sct, record["output_geometry"], mr.path)
+        return resample_to_reference(on_slices, mr, order=1, default_value=AIR_HU)
+
+
+def output_path_for(input_path, output, many: bool) -> str:
+    """Where the synthesized CT of ``input_path`` goes: ``output`` itself, or inside it for a folder."""
+    if not many:
+        return os.fspath(output)
+    return os.path.join(os.fspath(output), f"{subject_id(input_path)}.nii.gz")
+
+
+def predict_paths(synthesizer: Synthesizer, input_path, output, progress_factory=None) -> list[str]:
+    """Synthesize CT for a volume or every volume of a folder; returns the written paths."""
+    input_path = os.fspath(input_path)
+    if not os.path.exists(input_path):
+        raise InputError(input_path, "input not found")
+    many = os.path.isdir(input_path) and not _is_dicom_folder(input_path)
+    inputs = list_volumes(input_path) if many else [input_path]
+    written = []
+    for path in inputs:
+        mr = read_volume(path)
+        progress = progress_factory(subject_id(path), mr.shape[0]) if progress_factory else None
+        sct = synthesizer.volume(mr, progress)
+        target = output_path_for(path, output, many)
+        write_volume(sct.with_array(np.clip(np.round(sct.array), -32768, 32767).astype(np.int16)), target)
+        written.append(target)
+    return written
+
+
+def _is_dicom_folder(path) -> bool:
+    """A folder that is itself one DICOM series (no volume files of other formats inside)."""
+    entries = os.listdir(path)
+    return bool(entries) and all(
+        os.path.isfile(os.path.join(path, e)) and not e.endswith((".nii", ".nii.gz", ".nrrd", ".mha", ".mhd"))
+        for e in entries
+    )
