@@ -18,6 +18,7 @@ from mr2ct.errors import Mr2ctError
 # name -> (module in this package, attribute). Modules are imported only when
 # the command runs, so ``mr2ct --help`` does not pay for importing TensorFlow.
 _COMMANDS = {
+    "evaluate": ("evaluate", "evaluate"),
     "export": ("export", "export"),
     "phantom": ("phantom", "phantom"),
     "predict": ("predict", "predict"),

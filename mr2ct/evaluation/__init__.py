@@ -1,0 +1,1 @@
+"""Evaluation: metrics of synthesized volumes, tables and plots."""
