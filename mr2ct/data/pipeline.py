@@ -1,0 +1,151 @@
+"""``tf.data`` input pipelines over prepared TFRecord shards.
+
+* :func:`unpaired_dataset`: ``{"mr": [B, S, S, 1], "ct": [B, S, S, 1]}``
+  batches drawn from two independently shuffled streams, so MR and CT slices
+  come from unrelated subjects and positions, as unpaired training needs;
+* :func:`labelled_dataset`: ``{"image": [B, S, S, 1], "label": [B, S, S]}``
+  batches of labelled slices, for segmentation.
+
+Shards are interleaved, batches have a static size (``drop_remainder``) and
+are prefetched. The datasets shard by data under ``tf.distribute``
+(``AutoShardPolicy.DATA``), which works for MirroredStrategy and
+MultiWorkerMirroredStrategy alike. ``deterministic=True`` fixes every order
+for tests.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import tensorflow as tf
+
+from mr2ct.data.records import SUFFIX, parse_slice
+from mr2ct.errors import InputError
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Resize-and-crop augmentation (CycleGAN's "resize_and_crop"): up to 12 % larger, then crop.
+MAX_ZOOM = 1.12
+
+
+def list_shards(prepared_dir, modality) -> list[str]:
+    """The complete shards of one modality, sorted; InputError if there are none."""
+    folder = os.path.join(os.fspath(prepared_dir), "records", modality)
+    if not os.path.isdir(folder):
+        raise InputError(folder, f"no {modality.upper()} records folder (run `mr2ct prepare` first)")
+    shards = sorted(glob.glob(os.path.join(folder, f"*{SUFFIX}")))
+    if not shards:
+        raise InputError(folder, f"no {modality.upper()} shards ({SUFFIX} files) in this folder")
+    return shards
+
+
+def count_slices(prepared_dir, modality) -> int:
+    """Slices of one modality, from the manifest if there is one, else by reading the shards."""
+    manifest = os.path.join(os.fspath(prepared_dir), "manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            return int(json.load(f)["counts"][modality])
+    return sum(1 for _ in tf.data.TFRecordDataset(list_shards(prepared_dir, modality)))
+
+
+def _options(deterministic):
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
+def _slices(shards, image_size, *, seed, shuffle_buffer, deterministic, repeat, with_label):
+    files = tf.data.Dataset.from_tensor_slices(shards)
+    files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+    ds = files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(shards), 8),
+        num_parallel_calls=None if deterministic else AUTOTUNE,
+        deterministic=deterministic,
+    )
+    ds = ds.map(lambda s: parse_slice(s, image_size, with_label), num_parallel_calls=None if deterministic else AUTOTUNE)
+    if shuffle_buffer > 1:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds.repeat() if repeat else ds
+
+
+def augment_slice(image, label=None, seed=(0, 0)):
+    """Random zoom-in crop and left-right flip, identical for image and label (stateless)."""
+    size = tf.shape(image)[0]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+    zoom = tf.random.stateless_uniform([], seeds[0], 1.0, MAX_ZOOM)
+    big = tf.cast(tf.math.ceil(tf.cast(size, tf.float32) * zoom), tf.int32)
+    offsets = tf.random.stateless_uniform([2], seeds[1], 0, big - size + 1, dtype=tf.int32)
+    flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
+
+    def apply(x, method):
+        x = tf.image.resize(x, [big, big], method=method)
+        x = tf.image.crop_to_bounding_box(x, offsets[0], offsets[1], size, size)
+        return tf.cond(flip, lambda: tf.reverse(x, [1]), lambda: x)
+
+    image = apply(image, "bilinear")
+    if label is None:
+        return image, None
+    label = apply(label[..., None], "nearest")[..., 0]
+    return image, label
+
+
+def _augmented(ds, seed, keys):
+    def fn(index, item):
+        image, label = augment_slice(item["image"], item.get("label"), tf.stack([tf.cast(seed, tf.int64), index]))
+        item = dict(item, image=image)
+        if label is not None:
+            item["label"] = label
+        return item
+
+    return ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE)
+
+
+def unpaired_dataset(
+    prepared_dir, image_size, batch_size, *, shuffle_buffer=2048, seed=0, augment=False,
+    deterministic=False, repeat=True,
+):
+    """Batches of unrelated MR and CT slices for CycleGAN training.
+
+    Args:
+        prepared_dir: a folder written by ``mr2ct prepare``.
+        image_size: slice side S (must match the prepared data).
+        batch_size: global batch size.
+        shuffle_buffer: slices in each stream's shuffle buffer. Defaults to `2048`.
+        seed: seed of the shuffles; the CT stream uses ``seed + 1``. Defaults to `0`.
+        augment: random zoom-in crops and flips. Defaults to `False` (the paper).
+        deterministic: fixed order, for tests. Defaults to `False`.
+        repeat: repeat forever. Defaults to `True`.
+    """
+    streams = {}
+    for offset, modality in enumerate(("mr", "ct")):
+        ds = _slices(list_shards(prepared_dir, modality), image_size, seed=seed + offset,
+                     shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=repeat, with_label=False)
+        if augment:
+            ds = _augmented(ds, seed + 10 + offset, ("image",))
+        streams[modality] = ds.map(lambda item: item["image"])
+    ds = tf.data.Dataset.zip(streams).batch(batch_size, drop_remainder=True)
+    return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
+
+
+def labelled_dataset(
+    prepared_dir, image_size, batch_size, *, modality="ct", shuffle_buffer=2048, seed=0, augment=False,
+    deterministic=False, repeat=True,
+):
+    """Batches of labelled slices: ``{"image": [B, S, S, 1], "label": [B, S, S] int32}``."""
+    shards = list_shards(prepared_dir, modality)
+    manifest = os.path.join(os.fspath(prepared_dir), "manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            labelled = [v["shard"] for v in json.load(f)["volumes"][modality] if "labels" in v]
+        shards = [s for s in shards if os.path.relpath(s, prepared_dir) in labelled]
+        if not shards:
+            raise InputError(manifest, f"no labelled {modality.upper()} volumes (prepare with --labels)")
+    ds = _slices(shards, image_size, seed=seed, shuffle_buffer=shuffle_buffer, deterministic=deterministic,
+                 repeat=repeat, with_label=True)
+    if augment:
+        ds = _augmented(ds, seed + 10, ("image", "label"))
+    ds = ds.map(lambda item: {"image": item["image"], "label": item["label"]})
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options(deterministic))
