@@ -18,14 +18,16 @@ All volumes are read and checked before anything is written, so a bad volume
 stops the run with a message naming it (or, with ``skip_bad``, is skipped,
 warned about and listed in the manifest). Each shard is written under a
 temporary name and renamed when complete; its record follows it. A rerun
-skips every volume whose shard and record exist, so an interrupted run
-resumes where it stopped and never leaves a half-written shard that the
+skips every volume whose shard and record exist and were made from the same
+files with the same settings (others are prepared again), so an interrupted
+run resumes where it stopped and never leaves a half-written shard that the
 pipeline would read.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import time
@@ -50,11 +52,9 @@ FORMAT_VERSION = 1
 
 
 def _label_path(labels_dir, subject):
-    """The label volume of ``subject`` in ``labels_dir``, or an InputError naming what is missing."""
+    """The label volume of ``subject`` in ``labels_dir``; if there is none, a path that :func:`_check` rejects."""
     matches = [p for p in list_volumes(labels_dir) if subject_id(p) == subject]
-    if not matches:
-        raise InputError(os.path.join(os.fspath(labels_dir), subject), "missing label volume for this subject")
-    return matches[0]
+    return matches[0] if matches else os.path.join(os.fspath(labels_dir), subject)
 
 
 def _plan(mr_dir, ct_dir, labels_dir, mr_labels_dir):
@@ -81,6 +81,8 @@ def _check(job):
     try:
         image = read_volume(path)
         if label_path is not None:
+            if not os.path.exists(label_path):
+                raise InputError(label_path, "missing label volume for this subject")
             labels = read_volume(label_path)
             check_same_grid(image, labels)
             if not np.issubdtype(labels.array.dtype, np.integer) and not np.all(
@@ -135,10 +137,21 @@ def _record_path(out_dir, modality, subject):
     return os.path.join(out_dir, "volumes", modality, f"{subject}.json")
 
 
-def _finished(out_dir, modality, subject):
-    return os.path.exists(os.path.join(out_dir, "records", modality, f"{subject}.tfrecord")) and os.path.exists(
-        _record_path(out_dir, modality, subject)
-    )
+def _finished(out_dir, job, config_dict):
+    """Whether the shard and record of ``job`` exist, made from the same files with the same settings."""
+    modality, subject, path, label_path = job
+    record_path = _record_path(out_dir, modality, subject)
+    if not (os.path.exists(os.path.join(out_dir, "records", modality, f"{subject}.tfrecord"))
+            and os.path.exists(record_path)):
+        return False
+    with open(record_path) as f:
+        record = json.load(f)
+
+    def real(p):
+        return p and os.path.realpath(p)
+
+    made_from = (real(record["source"]), real(record.get("labels")))
+    return record["config"] == config_dict and made_from == (real(path), real(label_path))
 
 
 def prepare_dataset(
@@ -192,12 +205,12 @@ def prepare_dataset(
     if not good:
         raise InputError(None, "no usable volume left to prepare")
 
-    todo = [job for job in good if not _finished(out_dir, job[0], job[1])]
+    config_dict = config.to_dict()
+    todo = [job for job in good if not _finished(out_dir, job, config_dict)]
     total, done = len(good), len(good) - len(todo)
     if progress:
         progress(done, total, None)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    config_dict = config.to_dict()
     if todo:
         context = multiprocessing.get_context("spawn")  # no fork of a process that may hold TensorFlow
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -224,8 +237,6 @@ def prepare_dataset(
 
 def write_manifest(out_dir, jobs, skipped, config: PreprocessConfig) -> dict:
     """Collect the per-volume records into ``manifest.json``."""
-    import json
-
     volumes = {"mr": [], "ct": []}
     for modality, subject, _, _ in jobs:
         path = _record_path(out_dir, modality, subject)
@@ -255,8 +266,6 @@ def write_manifest(out_dir, jobs, skipped, config: PreprocessConfig) -> dict:
 
 def read_manifest(prepared_dir) -> dict:
     """The manifest of a prepared folder, or an InputError naming what is wrong."""
-    import json
-
     path = os.path.join(os.fspath(prepared_dir), MANIFEST)
     try:
         with open(path) as f:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +29,8 @@ import tensorflow as tf
 from mr2ct.errors import InputError
 
 SUFFIX = ".tfrecord"
+# Bytes around each record's data: length (8), its CRC (4) and the data's CRC (4).
+_FRAMING_BYTES = 16
 
 
 def _bytes(value):
@@ -127,8 +130,20 @@ def read_slices(path) -> list[dict]:
 
 
 def validate_shard(path) -> int:
-    """Read a shard completely; an InputError names it if it is corrupt or truncated."""
+    """Read a shard completely; an InputError names it if it is missing, corrupt or truncated."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(path, "does not exist")
+    count = size = 0
     try:
-        return sum(1 for _ in tf.data.TFRecordDataset(os.fspath(path)))
+        for record in tf.data.TFRecordDataset(path):
+            count += 1
+            size += len(record.numpy()) + _FRAMING_BYTES
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as exc:
-        raise InputError(path, f"corrupt or truncated TFRecord shard ({str(exc).splitlines()[0][:200]})") from None
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message).strip()
+        raise InputError(path, f"corrupt or truncated TFRecord shard ({reason[:200]})") from None
+    # TFRecordDataset stops silently on a tail shorter than a record header.
+    extra = os.path.getsize(path) - size
+    if extra:
+        raise InputError(path, f"corrupt or truncated TFRecord shard ({extra} stray bytes after record {count})")
+    return count

@@ -199,6 +199,7 @@ def test_crop_ct_field_of_view(ct_kwargs, crop_kwargs):
     cx, cy = ct_kwargs.get("body_centre", (10.0, -5.0))
     np.testing.assert_allclose(centre[:2], [cx, cy], atol=max(s_i, s_j))
     assert abs(centre[2] - ct_kwargs.get("bone_z", 20.0)) <= s_k
+    assert abs(info["landmark_z_mm"] - ct_kwargs.get("bone_z", 20.0)) <= s_k / 2 + 1e-6
     # the table (the only 0 HU voxels) is not part of the body, so it does not shift the centre
     assert not body_mask(ct.array)[ct.array == 0.0].any()
     assert info["landmark_rule"] == "bone"
