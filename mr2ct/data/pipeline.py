@@ -62,10 +62,11 @@ def _slices(shards, image_size, *, seed, shuffle_buffer, deterministic, repeat, 
     ds = files.interleave(
         tf.data.TFRecordDataset,
         cycle_length=min(len(shards), 8),
-        num_parallel_calls=None if deterministic else AUTOTUNE,
+        num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
-    ds = ds.map(lambda s: parse_slice(s, image_size, with_label), num_parallel_calls=None if deterministic else AUTOTUNE)
+    ds = ds.map(lambda s: parse_slice(s, image_size, with_label), num_parallel_calls=AUTOTUNE,
+                deterministic=deterministic)
     if shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return ds.repeat() if repeat else ds
@@ -116,7 +117,8 @@ def unpaired_dataset(
         shuffle_buffer: slices in each stream's shuffle buffer. Defaults to `2048`.
         seed: seed of the shuffles; the CT stream uses ``seed + 1``. Defaults to `0`.
         augment: random zoom-in crops and flips. Defaults to `False` (the paper).
-        deterministic: fixed order, for tests. Defaults to `False`.
+        deterministic: the order depends on ``seed`` alone (reading stays
+            parallel but results are kept in order). Defaults to `False`.
         repeat: repeat forever. Defaults to `True`.
     """
     streams = {}

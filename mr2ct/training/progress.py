@@ -37,16 +37,24 @@ class Progress:
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._t0 = time.perf_counter()
         self._last_print = 0.0
+        # The rate is measured from the first update on, so the first step's
+        # one-off cost (tracing, XLA compilation) does not inflate the ETA.
+        self._first = None
 
     def update(self, step, values=None, force=False):
         if not self.enabled:
             return
         now = time.perf_counter()
+        if step > self.start_step and self._first is None:
+            self._first = (now, step)
         if not (self._tty or force or now - self._last_print >= self.interval):
             return
         self._last_print = now
         done = step - self.start_step
-        rate = (now - self._t0) / done if done > 0 else float("nan")
+        t_ref, step_ref = (self._t0, self.start_step)
+        if self._first is not None and step > self._first[1]:
+            t_ref, step_ref = self._first
+        rate = (now - t_ref) / (step - step_ref) if done > 0 else float("nan")
         eta = rate * (self.total - step) if done > 0 else float("nan")
         text = f"{self.label} {step}/{self.total}"
         if done > 0:

@@ -112,8 +112,8 @@ def train_cyclegan(
             image_every=config.train.image_summary_every,
             progress=progress,
         )
-        # The data order after a resume depends on the step it resumes from,
-        # so an interrupted and resumed run is reproducible too.
+        # The data order depends on the seed and the step the run resumes
+        # from alone, so an interrupted and resumed run is reproducible too.
         start = loop.restore()
         dataset = unpaired_dataset(
             data_dir,
@@ -122,6 +122,7 @@ def train_cyclegan(
             shuffle_buffer=config.data.shuffle_buffer,
             seed=config.data.seed + start,
             augment=config.data.augment,
+            deterministic=True,
         )
         loop.dataset = dataset
         samples = next(iter(dataset.take(1)))
