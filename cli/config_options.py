@@ -29,10 +29,12 @@ def config_options(func):
     return func
 
 
-def resolve_config(run_dir, preset_name, config_file, overrides, mixed_precision, xla, strategy):
+def resolve_config(run_dir, preset_name, config_file, overrides, mixed_precision, xla, strategy, default=None):
     """The config the command line asks for, or ``None`` to resume with the run's own.
 
     Nothing given and a run folder with a saved config: resume as saved.
+    ``default`` (a callable returning a :class:`Config`) is the starting point
+    when neither a preset nor a config file is given; the paper preset if `None`.
     """
     runtime = []
     if mixed_precision is not None:
@@ -44,7 +46,12 @@ def resolve_config(run_dir, preset_name, config_file, overrides, mixed_precision
     nothing_given = not (preset_name or config_file or overrides or runtime)
     if nothing_given and os.path.exists(os.path.join(run_dir, "config.yaml")):
         return None
-    config = Config.from_yaml(config_file) if config_file else preset(preset_name or "paper")
+    if config_file:
+        config = Config.from_yaml(config_file)
+    elif preset_name or default is None:
+        config = preset(preset_name or "paper")
+    else:
+        config = default()
     return config.override(list(overrides) + runtime)
 
 

@@ -18,13 +18,16 @@ from mr2ct.errors import Mr2ctError
 # name -> (module in this package, attribute). Modules are imported only when
 # the command runs, so ``mr2ct --help`` does not pay for importing TensorFlow.
 _COMMANDS = {
+    "demo": ("demo", "demo"),
     "evaluate": ("evaluate", "evaluate"),
     "export": ("export", "export"),
     "phantom": ("phantom", "phantom"),
     "predict": ("predict", "predict"),
     "prepare": ("prepare", "prepare"),
+    "segment": ("segment", "segment"),
     "serve": ("serve", "serve"),
     "train": ("train", "train"),
+    "train-seg": ("train_seg", "train_seg"),
 }
 
 

@@ -121,6 +121,7 @@ class SegmentationConfig:
     steps: int = 100_000
     batch_size: int = 4
     checkpoint_every: int = 1000
+    dice_weight: float = 0.0  # weight of a soft Dice term added to the cross-entropy (paper: 0)
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""Losses of the GC-CycleGAN: least-squares GAN, L1 cycle/identity, gradient consistency."""
+"""Losses: least-squares GAN, L1 cycle/identity, gradient consistency; segmentation cross-entropy and soft Dice."""
 
 from mr2ct.losses.adversarial import lsgan_discriminator_loss, lsgan_generator_loss
 from mr2ct.losses.gradient_consistency import (
@@ -10,10 +10,12 @@ from mr2ct.losses.gradient_consistency import (
     image_gradients,
 )
 from mr2ct.losses.reconstruction import cycle_loss, identity_loss, l1_per_image
+from mr2ct.losses.segmentation import cross_entropy_per_image, soft_dice_loss_per_image
 
 __all__ = [
     "GradientConsistencyLoss",
     "GradientOperator",
+    "cross_entropy_per_image",
     "cycle_loss",
     "gradient_consistency_loss",
     "gradient_consistency_per_image",
@@ -23,4 +25,5 @@ __all__ = [
     "l1_per_image",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
+    "soft_dice_loss_per_image",
 ]

@@ -1,4 +1,4 @@
-"""Networks of mr2ct: generator, discriminator, U-Net and their building blocks."""
+"""Networks of mr2ct: generator, discriminator, U-Net, segmentation through synthesis, building blocks."""
 
 from mr2ct.models.cycle_gan import CycleGAN
 from mr2ct.models.image_pool import ImagePool
@@ -6,6 +6,7 @@ from mr2ct.models.normalization import InstanceNormalization, Norm
 from mr2ct.models.padding import ReflectionPadding2D
 from mr2ct.models.patch_discriminator import PatchDiscriminator
 from mr2ct.models.resnet_generator import ResidualBlock, ResnetGenerator
+from mr2ct.models.synthesis_segmenter import SynthesisSegmenter
 from mr2ct.models.unet import UNet
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "ReflectionPadding2D",
     "ResidualBlock",
     "ResnetGenerator",
+    "SynthesisSegmenter",
     "UNet",
 ]

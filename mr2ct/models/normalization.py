@@ -90,5 +90,8 @@ def make_norm(norm: Norm | str, name: str | None = None):
     if norm is Norm.INSTANCE:
         return InstanceNormalization(name=name)
     if norm is Norm.BATCH:
+        # Statistics are per replica under a distribution strategy (Keras'
+        # synchronized=True trips collective-ordering errors with
+        # MirroredStrategy here), so the per-replica batch should not be tiny.
         return keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
     return None

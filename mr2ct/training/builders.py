@@ -71,6 +71,12 @@ def build_unet(config: Config, num_classes: int) -> UNet:
     return UNet(input_channels=2, num_classes=num_classes, depth=s.depth, filters=s.filters, name="unet")
 
 
+def build_segmentation_adam(config: Config, policy: str):
+    """Adam at the segmentation learning rate (constant, as in the paper), loss-scaled under ``mixed_float16``."""
+    optimizer = keras.optimizers.Adam(config.segmentation.learning_rate, name="segmentation_adam")
+    return wrap_optimizer(optimizer, policy)
+
+
 def build_preprocess_config(config: Config):
     """The :class:`~mr2ct.data.preprocess.PreprocessConfig` of ``config``."""
     from mr2ct.data.preprocess import PreprocessConfig

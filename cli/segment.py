@@ -1,0 +1,41 @@
+"""``mr2ct segment``: label volumes for MR volumes, through synthesized CT."""
+
+from __future__ import annotations
+
+import contextlib
+
+import click
+
+from .main import friendly_errors
+
+
+@click.command()
+@click.option("--model", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Segmentation run folder written by `mr2ct train-seg`.")
+@click.option("--input", "input_path", required=True, type=click.Path(),
+              help="An MR volume (NIfTI, NRRD, MHA, DICOM series folder) or a folder of volumes.")
+@click.option("--output", "output_path", required=True, type=click.Path(),
+              help="Output label file (.nii.gz, .nrrd, .mha), or a folder when --input is a folder.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def segment(run_dir, input_path, output_path, batch_size, quiet):
+    """Segment MR volumes (uint8 labels on each input MR's own grid).
+
+    Each slice is segmented by the U-Net from the MR and its synthesized CT.
+    """
+    from mr2ct.serving.segment import VolumeSegmenter, segment_paths
+
+    segmenter = VolumeSegmenter.from_run(run_dir, batch_size)
+    stack = contextlib.ExitStack()
+
+    def progress_factory(subject, slices):
+        if quiet:
+            return None
+        bar = stack.enter_context(click.progressbar(length=slices, label=subject, show_pos=True, show_eta=True))
+        return bar.update
+
+    with stack:
+        written = segment_paths(segmenter, input_path, output_path, progress_factory)
+    for path in written:
+        click.echo(f"wrote {path}")

@@ -1,0 +1,159 @@
+"""Segmentation through synthesis: a two-channel U-Net behind frozen CycleGAN generators."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from mr2ct.losses.segmentation import cross_entropy_per_image, soft_dice_loss_per_image
+
+
+class SynthesisSegmenter(keras.Model):
+    """A U-Net segmenting (CT, MR) image pairs, one of them synthesized (section 3.2).
+
+    Labels exist only for CT, and MR has no standard intensity, so the U-Net
+    learns on labelled CT together with its synthesized MR, and segments a
+    real MR together with its synthesized CT. Both generators come from a
+    trained CycleGAN and stay frozen; only the U-Net learns.
+
+    Channel convention of the U-Net input (``two_channel``): channel 0 is the
+    CT-like image, channel 1 the MR-like image. So:
+
+    * training (``train_step``): ``concat([ct, G_MR(ct)])``: real CT, synthesized MR;
+    * test (calling the model on MR): ``concat([G_CT(mr), mr])``: synthesized CT, real MR.
+
+    Loss per image, with ``ce`` the softmax cross-entropy averaged over the
+    image's pixels and ``soft_dice`` one minus the mean soft Dice of the
+    foreground classes (:func:`~mr2ct.losses.soft_dice_loss_per_image`):
+    ``loss = ce + dice_weight * soft_dice`` (the paper trains with
+    cross-entropy only, ``dice_weight=0``). The per-image losses are summed
+    over the replica's examples and divided by the global batch size, so a
+    step under ``tf.distribute.MirroredStrategy`` equals a single-device step
+    on the whole batch; the U-Net then takes one optimizer step.
+
+    Reported metrics (``Mean`` trackers of per-image values): ``loss``,
+    ``cross_entropy``, ``soft_dice`` (only when ``dice_weight > 0``) and
+    ``dice``: the hard Dice of the argmax prediction, averaged over the
+    foreground classes present in the prediction or the labels of each image
+    (1 for an image where neither has any foreground).
+
+    The wrapper is not serialized itself: the U-Net and the generators are,
+    and checkpoints hold all three networks' variables.
+
+    Args:
+        unet: the segmentation network, 2 input channels, returning logits
+            (a :class:`~mr2ct.models.UNet`).
+        generator_ct_to_mr: CT -> MR generator (G_MR), used in training.
+        generator_mr_to_ct: MR -> CT generator (G_CT), used when calling the
+            model on MR. Defaults to `None` (training only).
+        dice_weight: weight of the soft Dice loss. Defaults to `0.0`.
+
+    Reference:
+        Hiasa et al., "Cross-modality image synthesis from unpaired data using
+        CycleGAN: effects of gradient consistency loss and training data size",
+        SASHIMI 2018 (section 3.2).
+    """
+
+    def __init__(self, unet, generator_ct_to_mr, generator_mr_to_ct=None, dice_weight=0.0, **kwargs):
+        super().__init__(**kwargs)
+        channels = getattr(unet, "input_channels", None)
+        if channels != 2:
+            raise ValueError(
+                f"the U-Net must take 2 input channels (CT-like, MR-like). Received: input_channels={channels}"
+            )
+        if dice_weight < 0:
+            raise ValueError(f"dice_weight must be non-negative. Received: dice_weight={dice_weight}")
+        self.unet = unet
+        self.generator_ct_to_mr = generator_ct_to_mr
+        self.generator_mr_to_ct = generator_mr_to_ct
+        for generator in (generator_ct_to_mr, generator_mr_to_ct):
+            if generator is not None:
+                generator.trainable = False
+        self.dice_weight = float(dice_weight)
+        names = ["loss", "cross_entropy"] + (["soft_dice"] if self.dice_weight > 0 else []) + ["dice"]
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    def compile(self, optimizer, **kwargs):
+        """Set the U-Net's optimizer; other keyword arguments go to ``keras.Model.compile``."""
+        super().compile(optimizer=optimizer, **kwargs)
+        # Create the slots now, outside any replica context.
+        self.optimizer.build(self.unet.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @staticmethod
+    def two_channel(ct_like, mr_like):
+        """The U-Net input: channel 0 the CT-like image, channel 1 the MR-like image."""
+        return ops.concatenate([ops.cast(ct_like, "float32"), ops.cast(mr_like, "float32")], axis=-1)
+
+    def training_inputs(self, ct):
+        """``concat([ct, G_MR(ct)])`` for CT slices in [-1, 1]; no gradient flows into G_MR."""
+        synthesized_mr = ops.stop_gradient(self.generator_ct_to_mr(ct, training=False))
+        return self.two_channel(ct, synthesized_mr)
+
+    def test_inputs(self, mr):
+        """``concat([G_CT(mr), mr])`` for preprocessed MR slices in [-1, 1]."""
+        if self.generator_mr_to_ct is None:
+            raise ValueError("segmenting MR needs generator_mr_to_ct; this model was built without it")
+        synthesized_ct = ops.stop_gradient(self.generator_mr_to_ct(mr, training=False))
+        return self.two_channel(synthesized_ct, mr)
+
+    def call(self, inputs, training=None):
+        """Class logits ``(batch, S, S, classes)`` for MR slices ``(batch, S, S, 1)``."""
+        return self.unet(self.test_inputs(inputs), training=training)
+
+    def train_step(self, data):
+        if self.optimizer is None:
+            raise RuntimeError("SynthesisSegmenter.compile(optimizer) first")
+        ct, labels = _unpack(data)
+        inputs = self.training_inputs(ct)
+        terms = {}
+        with tf.GradientTape() as tape:
+            logits = self.unet(inputs, training=True)
+            terms["cross_entropy"] = cross_entropy_per_image(labels, logits)
+            per_example = terms["cross_entropy"]
+            if self.dice_weight > 0:
+                terms["soft_dice"] = soft_dice_loss_per_image(labels, logits)
+                per_example = per_example + self.dice_weight * terms["soft_dice"]
+            scaled = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
+        variables = self.unet.trainable_variables
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+
+        terms["loss"] = per_example
+        terms["dice"] = mean_dice_per_image(labels, ops.argmax(logits, axis=-1), logits.shape[-1])
+        # Per-image values: across replicas a Mean then gives the global batch mean.
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+def mean_dice_per_image(labels, predictions, num_classes):
+    """Hard Dice per image, averaged over the foreground classes present in either map.
+
+    Args:
+        labels: integer label maps ``(batch, height, width)``.
+        predictions: integer label maps of the same shape.
+        num_classes: classes including background (class 0, not scored).
+
+    Returns:
+        float32 ``(batch,)``; 1 for an image where neither map has foreground.
+    """
+    truth = ops.one_hot(ops.cast(labels, "int32"), num_classes, dtype="float32")[..., 1:]
+    predicted = ops.one_hot(ops.cast(predictions, "int32"), num_classes, dtype="float32")[..., 1:]
+    intersection = ops.sum(truth * predicted, axis=(1, 2))
+    total = ops.sum(truth, axis=(1, 2)) + ops.sum(predicted, axis=(1, 2))
+    present = ops.cast(total > 0, "float32")
+    dice = 2.0 * intersection / ops.maximum(total, 1.0)
+    count = ops.sum(present, axis=1)
+    return ops.where(count > 0, ops.sum(dice * present, axis=1) / ops.maximum(count, 1.0), 1.0)
+
+
+def _unpack(data):
+    """``(ct, labels)`` from a ``{"image": ..., "label": ...}`` dict or a ``(ct, labels)`` pair."""
+    if isinstance(data, dict):
+        return data["image"], data["label"]
+    ct, labels = data[:2]
+    return ct, labels

@@ -1,0 +1,53 @@
+import keras
+import numpy as np
+import pytest
+
+from mr2ct.losses import cross_entropy_per_image, soft_dice_loss_per_image
+
+CLASSES = 4
+
+
+def labels_and_logits(seed=0, n=2, size=8):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, CLASSES, (n, size, size)).astype("int32")
+    logits = rng.normal(size=(n, size, size, CLASSES)).astype("float32")
+    return labels, logits
+
+
+def confident(labels, margin=30.0):
+    """Logits that put all probability on ``labels``."""
+    return (np.eye(CLASSES, dtype="float32")[labels] * margin).astype("float32")
+
+
+def test_cross_entropy_is_the_per_image_mean_of_keras_sparse_cross_entropy():
+    labels, logits = labels_and_logits()
+    got = np.asarray(cross_entropy_per_image(labels, logits))
+    per_pixel = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    np.testing.assert_allclose(got, np.asarray(per_pixel).mean(axis=(1, 2)), rtol=1e-5)
+    assert got.shape == (2,)
+
+
+# labels, logits-maker, expected soft-Dice loss per image
+SOFT_DICE_CASES = [
+    ("perfect", lambda y: confident(y), 0.0),
+    ("all background predicted", lambda y: confident(np.zeros_like(y)), None),
+]
+
+
+@pytest.mark.parametrize("name, make_logits, expected", SOFT_DICE_CASES)
+def test_soft_dice(name, make_logits, expected):
+    labels, _ = labels_and_logits(seed=1)
+    loss = np.asarray(soft_dice_loss_per_image(labels, make_logits(labels)))
+    assert loss.shape == (2,)
+    if expected is not None:
+        np.testing.assert_allclose(loss, expected, atol=1e-4)
+    else:  # every foreground class missed: near 1
+        assert np.all(loss > 0.9)
+
+
+def test_losses_reject_wrong_ranks():
+    labels, logits = labels_and_logits()
+    with pytest.raises(ValueError, match="expected labels"):
+        cross_entropy_per_image(labels[..., None], logits)
+    with pytest.raises(ValueError, match="expected labels"):
+        soft_dice_loss_per_image(labels, logits[0])
