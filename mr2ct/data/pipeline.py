@@ -30,11 +30,26 @@ MAX_ZOOM = 1.12
 
 
 def list_shards(prepared_dir, modality) -> list[str]:
-    """The complete shards of one modality, sorted; InputError if there are none."""
-    folder = os.path.join(os.fspath(prepared_dir), "records", modality)
+    """The complete shards of one modality, sorted; InputError if there are none.
+
+    With a ``manifest.json`` (as ``mr2ct prepare`` writes) exactly the shards
+    it lists are used, so a shard left from a volume since removed from the
+    inputs is not read; without one, every ``*.tfrecord`` of the folder.
+    """
+    prepared_dir = os.fspath(prepared_dir)
+    folder = os.path.join(prepared_dir, "records", modality)
     if not os.path.isdir(folder):
         raise InputError(folder, f"no {modality.upper()} records folder (run `mr2ct prepare` first)")
-    shards = sorted(glob.glob(os.path.join(folder, f"*{SUFFIX}")))
+    manifest = os.path.join(prepared_dir, "manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            volumes = json.load(f).get("volumes", {}).get(modality, [])
+        shards = sorted(os.path.join(prepared_dir, v["shard"]) for v in volumes)
+        for shard in shards:
+            if not os.path.isfile(shard):
+                raise InputError(shard, "listed in manifest.json but missing (run `mr2ct prepare` again)")
+    else:
+        shards = sorted(glob.glob(os.path.join(folder, f"*{SUFFIX}")))
     if not shards:
         raise InputError(folder, f"no {modality.upper()} shards ({SUFFIX} files) in this folder")
     return shards

@@ -16,12 +16,15 @@ Output::
 
 All volumes are read and checked before anything is written, so a bad volume
 stops the run with a message naming it (or, with ``skip_bad``, is skipped,
-warned about and listed in the manifest). Each shard is written under a
+warned about and listed in the manifest). A failure later, while
+preprocessing (say, an MR of constant intensity), stops the run too; the
+volumes finished before it are kept and a rerun resumes from them. Each shard is written under a
 temporary name and renamed when complete; its record follows it. A rerun
 skips every volume whose shard and record exist and were made from the same
 files with the same settings (others are prepared again), so an interrupted
 run resumes where it stopped and never leaves a half-written shard that the
-pipeline would read.
+pipeline would read. The manifest lists the shards of the current inputs:
+the pipeline reads those and no others.
 """
 
 from __future__ import annotations

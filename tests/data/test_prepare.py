@@ -323,3 +323,20 @@ def test_only_bad_volumes_is_an_error_even_with_skip_bad(good_inputs, tmp_path):
 def test_needs_an_mr_or_a_ct_folder(tmp_path):
     with pytest.raises(InputError, match="give at least one of an MR folder and a CT folder"):
         prepare_dataset(tmp_path / "out")
+
+
+def test_a_volume_removed_from_the_inputs_is_no_longer_read(phantoms, tmp_path):
+    from mr2ct.data.pipeline import count_slices, list_shards
+
+    inputs = copy_subjects(phantoms, tmp_path / "in", SUBJECTS, folders=("mr", "ct"))
+    out = tmp_path / "out"
+    prepare_dataset(out, mr_dir=inputs / "mr", ct_dir=inputs / "ct", config=CONFIG, workers=1)
+    assert len(list_shards(out, "mr")) == 2
+    os.remove(inputs / "mr" / "subject_001.nii.gz")
+    manifest = prepare_dataset(out, mr_dir=inputs / "mr", ct_dir=inputs / "ct", config=CONFIG, workers=1)
+    assert (out / "records" / "mr" / "subject_001.tfrecord").exists()  # finished work is never deleted
+    assert list_shards(out, "mr") == [str(out / "records" / "mr" / "subject_000.tfrecord")]
+    assert count_slices(out, "mr") == manifest["counts"]["mr"] == manifest["volumes"]["mr"][0]["slices"]
+    os.remove(out / "records" / "ct" / "subject_000.tfrecord")
+    with pytest.raises(InputError, match="subject_000.tfrecord.*listed in manifest.json but missing"):
+        list_shards(out, "ct")
