@@ -13,7 +13,7 @@ def config_options(func):
     """Add ``--preset``, ``--config``, ``--set``, ``--mixed-precision``, ``--xla``, ``--strategy``."""
     options = [
         click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
-                     help="Settings preset for a new run (default: paper)."),
+                     help="Settings preset for a new run (default: paper; train-seg: the CycleGAN run's)."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                      help="YAML config file (instead of a preset)."),
         click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",

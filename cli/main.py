@@ -20,6 +20,7 @@ from mr2ct.errors import Mr2ctError
 _COMMANDS = {
     "demo": ("demo", "demo"),
     "evaluate": ("evaluate", "evaluate"),
+    "experiment": ("experiment", "experiment"),
     "export": ("export", "export"),
     "phantom": ("phantom", "phantom"),
     "predict": ("predict", "predict"),

@@ -19,3 +19,20 @@ try:
     )
 except RuntimeError:  # already initialised by an earlier import
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def two_cpu_strategy():
+    """The ``MirroredStrategy`` over the two logical CPUs, one for the whole session.
+
+    Strategies made one after another in a process number their collective
+    operations from the same start, and TensorFlow's collective executor then
+    takes a new all-reduce for an earlier one of another shape; so
+    ``make_strategy`` gives one strategy per device list, as here.
+    """
+    from mr2ct.training.strategy import make_strategy
+
+    return make_strategy("mirrored", devices=["CPU:0", "CPU:1"])

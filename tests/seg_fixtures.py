@@ -75,3 +75,16 @@ def segmentation_run(tmp_path_factory, steps=2):
 def mr_volume_path(tmp_path_factory):
     """One phantom MR volume file."""
     return os.path.join(phantom_folders(tmp_path_factory), "mr", "subject_000.nii.gz")
+
+
+def segmentation_export(tmp_path_factory):
+    """``saved_models/hips/1``: :func:`cyclegan_run` exported with :func:`segmentation_run` (steps=2)."""
+    from mr2ct.export import export_run
+
+    def make():
+        gan_dir, _ = cyclegan_run(tmp_path_factory)
+        seg_dir = segmentation_run(tmp_path_factory, steps=2)
+        out = tmp_path_factory.mktemp("seg_export") / "saved_models"
+        return export_run(gan_dir, out, name="hips", segmentation=seg_dir)
+
+    return _cached("segmentation_export", make)

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 LABELS = {
     "mi_mr_sct": "MI(MR, sCT) [nats]",
     "mi_ct_sct": "MI(CT, sCT) [nats]",
+    "mi_ct_smr": "MI(CT, sMR) [nats]",
     "gc_mr_sct": "GC(MR, sCT)",
     "mae_hu": "MAE [HU]",
     "me_hu": "mean error [HU]",
@@ -29,16 +30,62 @@ def _save(fig, path):
     os.replace(tmp, path)
 
 
-def metric_boxplots(rows, path, groups=None):
-    """One box plot per metric; ``groups`` maps a group name to its rows (else one group)."""
+def metric_boxplots(rows, path, groups=None, keys=None):
+    """One box plot per metric; ``groups`` maps a group name to its rows (else one group).
+
+    ``keys``: the metrics to show, in order. Defaults to every metric of
+    ``LABELS`` that all rows have.
+    """
     groups = groups or {"": rows}
-    keys = [k for k in LABELS if all(k in r for rs in groups.values() for r in rs)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.4), squeeze=False)
+    if keys is None:
+        keys = [k for k in LABELS if all(k in r for rs in groups.values() for r in rs)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys) + 0.4 * len(groups), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         data = [[r[key] for r in rs if np.isfinite(r[key])] for rs in groups.values()]
         ax.boxplot(data, tick_labels=list(groups) if len(groups) > 1 else [""], showmeans=True)
-        ax.set_title(LABELS[key], fontsize=9)
+        ax.set_title(LABELS.get(key, key), fontsize=9)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def dice_boxplots(groups, path, keys=None):
+    """Box plots of Dice per structure.
+
+    ``groups`` maps a group name (e.g. a training condition) to its rows. One
+    group: one panel with a box per structure. Several (the paper's Fig. 5):
+    a panel per structure with a box per group.
+
+    Args:
+        groups: ``{name: rows}``; rows hold ``dice_<structure>`` values.
+        path: the PNG file.
+        keys: the ``dice_*`` columns to show. Defaults to every one the rows
+            have, ``dice_mean`` last.
+    """
+    rows = [r for rs in groups.values() for r in rs]
+    if keys is None:
+        keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k.startswith("dice_") and k != "dice_mean"]
+        keys += ["dice_mean"] if any("dice_mean" in r for r in rows) else []
+    titles = [k.removeprefix("dice_").replace("_", " ") for k in keys]
+
+    def values(rs, key):
+        return [r[key] for r in rs if key in r and np.isfinite(r[key])]
+
+    if len(groups) == 1:
+        (rs,) = groups.values()
+        fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(keys), 3.6))
+        ax.boxplot([values(rs, k) for k in keys], tick_labels=titles, showmeans=True)
+        ax.set_ylabel("Dice")
+        ax.set_ylim(-0.02, 1.02)
+        ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+    else:
+        fig, axes = plt.subplots(1, len(keys), figsize=(0.7 + (0.55 * len(groups) + 0.6) * len(keys), 3.6),
+                                 squeeze=False)
+        for ax, key, title in zip(axes[0], keys, titles):
+            ax.boxplot([values(rs, key) for rs in groups.values()], tick_labels=list(groups), showmeans=True)
+            ax.set_title(f"Dice: {title}", fontsize=9)
+            ax.set_ylim(-0.02, 1.02)
+            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.tight_layout()
     _save(fig, path)
 
@@ -60,5 +107,49 @@ def synthesis_montage(examples, path):
             ax.axis("off")
             if cmap == "coolwarm":
                 fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def condition_montage(subject, mr, ct, labels, conditions, path):
+    """The middle slice of one subject: synthesized CT and labels of each condition next to the truth.
+
+    Top row: MR, then the synthesized CT of each condition, then the ground-truth
+    CT. Bottom row: the ground-truth labels, then each condition's labels.
+
+    Args:
+        subject: the subject's name (a title).
+        mr: MR volume ``[k, j, i]``.
+        ct: ground-truth CT on the MR grid (HU).
+        labels: ground-truth labels on the MR grid.
+        conditions: ``{name: (synthesized CT, labels)}`` on the MR grid.
+        path: the PNG file.
+    """
+    from matplotlib.colors import ListedColormap
+
+    from mr2ct.data.phantom import NUM_CLASSES, label_colours
+
+    k = mr.shape[0] // 2
+    columns = len(conditions) + 2
+    fig, axes = plt.subplots(2, columns, figsize=(2.3 * columns, 4.9), squeeze=False)
+    colours = ListedColormap(label_colours())
+    window = {"cmap": "gray", "vmin": -250, "vmax": 750}
+    label_style = {"cmap": colours, "vmin": 0, "vmax": NUM_CLASSES - 1, "interpolation": "nearest"}
+
+    def show(ax, image, title, **kwargs):
+        if image is not None:
+            ax.imshow(image, **kwargs)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+
+    show(axes[0, 0], mr[k], f"{subject}: MR", cmap="gray")
+    show(axes[1, 0], mr[k], "labels (truth)", cmap="gray")
+    axes[1, 0].imshow(labels[k], **label_style)
+    for column, (name, (sct, predicted)) in enumerate(conditions.items(), 1):
+        show(axes[0, column], sct[k], f"sCT: {name}", **window)
+        show(axes[1, column], mr[k], f"labels: {name}", cmap="gray")
+        axes[1, column].imshow(predicted[k], **label_style)
+    show(axes[0, -1], ct[k], "CT (truth)", **window)
+    show(axes[1, -1], None, "")
     fig.tight_layout()
     _save(fig, path)

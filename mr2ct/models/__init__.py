@@ -2,6 +2,7 @@
 
 from mr2ct.models.cycle_gan import CycleGAN
 from mr2ct.models.image_pool import ImagePool
+from mr2ct.models.label_head import LabelHead
 from mr2ct.models.normalization import InstanceNormalization, Norm
 from mr2ct.models.padding import ReflectionPadding2D
 from mr2ct.models.patch_discriminator import PatchDiscriminator
@@ -13,6 +14,7 @@ __all__ = [
     "CycleGAN",
     "ImagePool",
     "InstanceNormalization",
+    "LabelHead",
     "Norm",
     "PatchDiscriminator",
     "ReflectionPadding2D",

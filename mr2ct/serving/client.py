@@ -36,16 +36,29 @@ def _request(url, payload=None, timeout=300.0):
         raise ServingError(f"{url}: cannot reach the server ({getattr(exc, 'reason', exc)})") from None
 
 
+def _array(values) -> np.ndarray:
+    """A JSON tensor as float32, or as int32 when every value is an integer (labels)."""
+    array = np.asarray(values)
+    if array.dtype.kind in "iub":
+        return array.astype(np.int32)
+    return array.astype(np.float32)
+
+
 def predict(server, name, inputs: dict, version=None, signature_name=None, timeout=300.0) -> dict:
-    """Columnar predict: ``{input: array}`` in, ``{output: array}`` out (float32)."""
+    """Columnar predict: ``{input: array}`` in, ``{output: array}`` out.
+
+    Outputs are float32, except integer tensors (the ``labels`` of the
+    ``segment`` signature), which come back as int32. A signature with one
+    output answers ``{"output": array}``.
+    """
     payload = {"inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}}
     if signature_name:
         payload["signature_name"] = signature_name
     answer = _request(model_url(server, name, version) + ":predict", payload, timeout)
     outputs = answer["outputs"]
     if isinstance(outputs, dict):
-        return {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
-    return {"output": np.asarray(outputs, dtype=np.float32)}
+        return {k: _array(v) for k, v in outputs.items()}
+    return {"output": _array(outputs)}
 
 
 def metadata(server, name, version=None, timeout=30.0) -> dict:

@@ -61,6 +61,24 @@ class Synthesizer:
 
         return cls(info, run, batch_size)
 
+    @classmethod
+    def from_generator(cls, generator, preprocessing: dict, batch_size=8) -> "Synthesizer":
+        """An MR-to-CT generator in memory (e.g. of a training run), with the run's preprocessing record.
+
+        Its output in [-1, 1] is mapped to HU by the record's CT window, as an
+        export does inside the model.
+        """
+        from mr2ct.data.intensity import CTIntensity
+
+        window = CTIntensity.from_config(preprocessing["ct_intensity"])
+
+        def run(batch):
+            return window.inverse(np.asarray(generator(batch, training=False), np.float32))
+
+        info = {"name": getattr(generator, "name", "generator"), "image_size": preprocessing["image_size"],
+                "preprocessing": preprocessing}
+        return cls(info, run, batch_size)
+
     @property
     def preprocess_config(self) -> PreprocessConfig:
         return PreprocessConfig.from_dict(self.info["preprocessing"]["config"])
@@ -75,12 +93,17 @@ class Synthesizer:
                 progress(len(batch))
         return out
 
-    def volume(self, mr: Volume, progress=None) -> Volume:
-        """Synthesized CT in HU on ``mr``'s own grid (float32)."""
+    def volume(self, mr: Volume, progress=None, prepared=None) -> Volume:
+        """Synthesized CT in HU on ``mr``'s own grid (float32).
+
+        ``prepared``: the ``(slices, record)`` of ``preprocess_mr(mr,
+        self.preprocess_config)`` if already computed (skips N4 and
+        resampling). Defaults to `None`.
+        """
         config = self.preprocess_config
         if config.image_size != self.info["image_size"]:
             raise InputError(None, "export description is inconsistent (image sizes differ)")
-        mr_slices, record = preprocess_mr(mr, config)
+        mr_slices, record = prepared if prepared is not None else preprocess_mr(mr, config)
         sct = self.slices(mr_slices, progress)
         on_slices = volume_from_geometry(sct, record["output_geometry"], mr.path)
         return resample_to_reference(on_slices, mr, order=1, default_value=AIR_HU)

@@ -8,7 +8,9 @@ loads every version of the model (or the one given) and answers
 * ``POST /v1/models/<name>[/versions/<v>]:predict``: with ``{"instances": [...]}``
   (row format; answer ``{"predictions": [...]}``) or ``{"inputs": ...}``
   (columnar format; answer ``{"outputs": ...}``), and an optional
-  ``"signature_name"`` (default ``serving_default``).
+  ``"signature_name"`` (default ``serving_default``; an export with
+  segmentation also has ``segment``, whose int32 ``labels`` come back as
+  JSON integers).
 
 Errors are TF Serving-style JSON, ``{"error": "..."}``, with a 4xx code for
 bad requests (bad JSON, wrong shape or dtype, unknown model, version or
@@ -28,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 
 from mr2ct.errors import InputError
 from mr2ct.export.exporter import EXPORT_FILE, existing_versions
@@ -96,13 +99,16 @@ class ModelRepository:
         return self.versions[version]
 
 
-def signature_metadata(function) -> dict:
+def signature_metadata(function, signature_name="serving_default") -> dict:
     """TF Serving's signature_def JSON for a concrete function."""
     def tensor_info(spec, name):
         dims = [{"size": str(-1 if d is None else d)} for d in spec.shape]
-        return {"dtype": f"DT_{spec.dtype.name.upper()}", "tensor_shape": {"dim": dims}, "name": name}
+        # TensorFlow's own enum names, as TF Serving prints them (DT_FLOAT, DT_INT32)
+        dtype = types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
+        return {"dtype": dtype, "tensor_shape": {"dim": dims}, "name": name}
 
-    inputs = {k: tensor_info(v, f"serving_default_{k}:0") for k, v in function.structured_input_signature[1].items()}
+    inputs = {k: tensor_info(v, f"{signature_name}_{k}:0")
+              for k, v in function.structured_input_signature[1].items()}
     outputs = {k: tensor_info(v, f"StatefulPartitionedCall:{i}") for i, (k, v) in enumerate(sorted(function.structured_outputs.items()))}
     return {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict"}
 
@@ -200,7 +206,7 @@ def make_handler(repository: ModelRepository, max_bytes: int):
                     self._send(HTTPStatus.OK, {
                         "model_spec": {"name": repository.name, "signature_name": "", "version": str(loaded.version)},
                         "metadata": {"signature_def": {"signature_def": {
-                            name: signature_metadata(fn) for name, fn in loaded.signatures.items()}}},
+                            name: signature_metadata(fn, name) for name, fn in loaded.signatures.items()}}},
                     })
                     return
                 versions = [loaded] if self.path.count("/versions/") else [repository.versions[v] for v in sorted(repository.versions, reverse=True)]

@@ -23,20 +23,32 @@ def make_strategy(kind: StrategyKind | str = StrategyKind.AUTO, devices=None) ->
             ``TF_CONFIG`` environment variable). Defaults to `"auto"`.
         devices: device names for ``"mirrored"``, e.g. ``["CPU:0", "CPU:1"]``.
             Defaults to `None` (all visible GPUs).
+
+    A process gets one strategy per kind and device list: strategies made one
+    after another (several runs in one process, as ``mr2ct experiment`` does)
+    would number their collective all-reduces from the same start, and
+    TensorFlow would match an all-reduce with an earlier one of another shape.
     """
     kind = StrategyKind(kind)
     if kind is StrategyKind.AUTO:
         kind = StrategyKind.MIRRORED if len(tf.config.list_logical_devices("GPU")) > 1 else StrategyKind.DEFAULT
     if kind is StrategyKind.DEFAULT:
         return tf.distribute.get_strategy()
-    if kind is StrategyKind.MIRRORED:
-        return tf.distribute.MirroredStrategy(devices)
-    if "TF_CONFIG" in os.environ:
-        try:
-            json.loads(os.environ["TF_CONFIG"])
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"TF_CONFIG is not valid JSON: {exc}") from None
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    key = (kind, tuple(devices) if devices else None)
+    if key not in _STRATEGIES:
+        if kind is StrategyKind.MIRRORED:
+            _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices)
+        else:
+            if "TF_CONFIG" in os.environ:
+                try:
+                    json.loads(os.environ["TF_CONFIG"])
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"TF_CONFIG is not valid JSON: {exc}") from None
+            _STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _STRATEGIES[key]
+
+
+_STRATEGIES: dict = {}
 
 
 def resolve_precision(mode: MixedPrecision | str) -> str:

@@ -193,8 +193,8 @@ def test_augment_slice_is_a_function_of_its_seed():
 # --------------------------------------------------------------------------- tf.distribute
 
 
-def test_mirrored_strategy_splits_each_global_batch(prepared):
-    strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+def test_mirrored_strategy_splits_each_global_batch(prepared, two_cpu_strategy):
+    strategy = two_cpu_strategy
     def make():
         return unpaired_dataset(prepared, 32, 4, shuffle_buffer=16, deterministic=True)
 

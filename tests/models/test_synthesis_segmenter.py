@@ -107,12 +107,12 @@ def test_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize("norm", ["none", "instance"])
-def test_two_replicas_equal_one_device(norm):
+def test_two_replicas_equal_one_device(norm, two_cpu_strategy):
     # (batch normalization takes its statistics per replica, so it is left out)
     data = batch(n=4, seed=2)
     single = make_segmenter(norm=norm, optimizer=keras.optimizers.SGD(0.1), seed=4)
     single.train_step(data)
-    strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+    strategy = two_cpu_strategy
     with strategy.scope():
         mirrored = make_segmenter(norm=norm, optimizer=keras.optimizers.SGD(0.1), seed=4)
     iterator = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(data)))

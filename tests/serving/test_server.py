@@ -55,6 +55,7 @@ def test_status_and_metadata(served):
     sig = answer["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert sig["inputs"]["mr"]["tensor_shape"]["dim"][1]["size"] == str(size)
     assert "ct_hu" in sig["outputs"]
+    assert sig["inputs"]["mr"]["dtype"] == sig["outputs"]["ct_hu"]["dtype"] == "DT_FLOAT"  # TF Serving's names
 
 
 def test_row_and_columnar_formats_agree_with_the_model(served):

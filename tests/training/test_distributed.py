@@ -38,7 +38,7 @@ def one_step(strategy, model, data):
     return {m.name: float(m.result()) for m in model.metrics}
 
 
-def test_mirrored_step_equals_single_device_step():
+def test_mirrored_step_equals_single_device_step(two_cpu_strategy):
     """SGD makes the update proportional to the gradient, so a wrong loss scale
     (e.g. dividing by the per-replica instead of the global batch) shows at once;
     Adam's first step, about lr * sign(g), would hide it."""
@@ -50,7 +50,9 @@ def test_mirrored_step_equals_single_device_step():
     }
     single = build(tf.distribute.OneDeviceStrategy("CPU:0"), optimizer)
     mirrored_strategy = make_strategy("mirrored", devices=["CPU:0", "CPU:1"])
+    assert isinstance(mirrored_strategy, tf.distribute.MirroredStrategy)
     assert mirrored_strategy.num_replicas_in_sync == 2
+    assert mirrored_strategy is two_cpu_strategy  # one per process and device list
     mirrored = build(mirrored_strategy, optimizer)
     for a, b in zip(single.trainable_variables, mirrored.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
