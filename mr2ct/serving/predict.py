@@ -4,8 +4,10 @@ The MR goes through the preprocessing recorded in the export (N4, resampling
 to S x S slices, percentile scaling to [-1, 1]), the slices through the
 network in batches, and the synthesized CT, in HU, back onto the MR's own
 grid (shape, spacing, origin and direction of the input), written as int16.
-Memory is bounded by the batch on the network side; the volume itself is
-held once at input and once at output resolution.
+The network's memory is bounded by the batch; the preprocessing is not:
+N4 works on the whole volume (about 40 bytes a voxel at its peak, some 2 GB
+for a 512x512x200 MR), and resampling back holds the volume at both
+resolutions.
 """
 
 from __future__ import annotations
