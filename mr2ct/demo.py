@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 
 from mr2ct.config import Config, preset
@@ -52,21 +51,12 @@ def plan(quick: bool) -> DemoPlan:
     return DemoPlan("paper", train_mr=10, train_ct=10, test=4, config=preset("cpu"))
 
 
-def _link_subjects(src_dir, dst_dir, subjects):
-    os.makedirs(dst_dir, exist_ok=True)
-    for subject in subjects:
-        src = os.path.join(src_dir, f"{subject}.nii.gz")
-        dst = os.path.join(dst_dir, f"{subject}.nii.gz")
-        if not os.path.lexists(dst):
-            try:
-                os.symlink(os.path.abspath(src), dst)
-            except OSError:
-                shutil.copyfile(src, dst)
+def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | None = None) -> dict:
+    """Run every step into ``out_dir``; returns the paths of the results.
 
-
-def run_demo(out_dir="demo", quick=False, seed=0, echo=print) -> dict:
-    """Run every step into ``out_dir``; returns the paths of the results."""
-    from mr2ct.data.phantom import write_phantom_dataset
+    ``sizes`` replaces the plan ``quick`` selects (the tests run a tiny one).
+    """
+    from mr2ct.data.phantom import link_subjects, write_phantom_dataset
     from mr2ct.data.prepare import prepare_dataset
     from mr2ct.evaluation.evaluate import evaluate_folders
     from mr2ct.export import export_run
@@ -75,7 +65,7 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print) -> dict:
     from mr2ct.training.builders import build_preprocess_config
     from mr2ct.training.trainer import train_cyclegan
 
-    p = plan(quick)
+    p = sizes or plan(quick)
     out = os.fspath(out_dir)
     t0 = time.perf_counter()
 
@@ -95,11 +85,11 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print) -> dict:
         "test": names[p.train_mr + p.train_ct :],
     }
     split = os.path.join(out, "split")
-    _link_subjects(os.path.join(phantom_dir, "mr"), os.path.join(split, "train_mr"), groups["train_mr"])
-    _link_subjects(os.path.join(phantom_dir, "ct"), os.path.join(split, "train_ct"), groups["train_ct"])
-    _link_subjects(os.path.join(phantom_dir, "labels_ct"), os.path.join(split, "train_ct_labels"), groups["train_ct"])
+    link_subjects(os.path.join(phantom_dir, "mr"), os.path.join(split, "train_mr"), groups["train_mr"])
+    link_subjects(os.path.join(phantom_dir, "ct"), os.path.join(split, "train_ct"), groups["train_ct"])
+    link_subjects(os.path.join(phantom_dir, "labels_ct"), os.path.join(split, "train_ct_labels"), groups["train_ct"])
     for folder in ("mr", "ct_on_mr_grid", "labels_mr"):
-        _link_subjects(os.path.join(phantom_dir, folder), os.path.join(split, f"test_{folder}"), groups["test"])
+        link_subjects(os.path.join(phantom_dir, folder), os.path.join(split, f"test_{folder}"), groups["test"])
     echo("unpaired training: MR of " + ", ".join(groups["train_mr"]) + "; CT of " + ", ".join(groups["train_ct"]))
     echo("held out for testing: " + ", ".join(groups["test"]))
 

@@ -49,6 +49,7 @@ import enum
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 
@@ -1516,3 +1517,20 @@ def write_montage(slices: list, path: str | os.PathLike) -> str:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def link_subjects(src_dir, dst_dir, subjects) -> None:
+    """Make ``dst_dir/<subject>.nii.gz`` for each subject, linking to ``src_dir`` (a copy where links fail).
+
+    Splits a phantom data set into groups (unpaired MR and CT training
+    subjects, test subjects) without copying volumes; existing entries are kept.
+    """
+    os.makedirs(dst_dir, exist_ok=True)
+    for subject in subjects:
+        src = os.path.join(src_dir, f"{subject}.nii.gz")
+        dst = os.path.join(dst_dir, f"{subject}.nii.gz")
+        if not os.path.lexists(dst):
+            try:
+                os.symlink(os.path.abspath(src), dst)
+            except OSError:
+                shutil.copyfile(src, dst)

@@ -75,8 +75,9 @@ import numpy as np
 
 from mr2ct._atomic import atomic_write_json, atomic_write_text
 from mr2ct.config import Config, preset
-from mr2ct.data.phantom import EVALUATED_STRUCTURES, LABELS, subject_name
+from mr2ct.data.phantom import EVALUATED_STRUCTURES, LABELS, link_subjects, subject_name
 from mr2ct.errors import ConfigError, Mr2ctError
+from mr2ct.evaluation.plots import LABELS as METRIC_LABELS
 
 # Preset name -> sizes of the experiment. The CycleGAN and U-Net settings are
 # the config preset of the same name, with ``overrides`` applied.
@@ -108,18 +109,8 @@ TESTED_METRICS = ("mi_ct_smr", "mi_mr_sct") + PAPER_DICE
 SYNTHESIS_METRICS = ("mi_mr_sct", "mi_ct_smr", "gc_mr_sct", "mae_hu", "me_hu", "psnr_db", "ssim", "mae_bone_band_hu")
 SEGMENTATION_METRICS = PAPER_DICE + ("dice_mean",)
 METRIC_NAMES = {
-    "mi_mr_sct": "MI(MR, sCT) [nats]",
-    "mi_ct_smr": "MI(CT, sMR) [nats]",
-    "gc_mr_sct": "GC(MR, sCT)",
-    "mae_hu": "MAE [HU]",
-    "me_hu": "mean error [HU]",
-    "psnr_db": "PSNR [dB]",
-    "ssim": "SSIM",
-    "mae_bone_band_hu": "MAE near bone edges [HU]",
-    "dice_pelvis": "Dice pelvis",
-    "dice_femur": "Dice femur",
-    "dice_gluteus_medius": "Dice gluteus medius",
-    "dice_gluteus_minimus": "Dice gluteus minimus",
+    **METRIC_LABELS,
+    **{column: "Dice " + column[len("dice_"):].replace("_", " ") for column in PAPER_DICE},
     "dice_mean": "Dice, mean of all structures",
 }
 
@@ -295,18 +286,6 @@ def compare_conditions(rows: dict[str, list[dict]], metrics=TESTED_METRICS) -> l
 
 
 # --------------------------------------------------------------------------- steps
-
-
-def _link_subjects(src_dir, dst_dir, subjects):
-    os.makedirs(dst_dir, exist_ok=True)
-    for subject in subjects:
-        src = os.path.join(src_dir, f"{subject}.nii.gz")
-        dst = os.path.join(dst_dir, f"{subject}.nii.gz")
-        if not os.path.lexists(dst):
-            try:
-                os.symlink(os.path.abspath(src), dst)
-            except OSError:
-                shutil.copyfile(src, dst)
 
 
 def _seed_prepared(src, dst, groups):
@@ -580,12 +559,12 @@ def _split_subjects(phantom_dir, split, groups):
     """Folders of links: each training set's MR and CT, the CT labels, the test subjects' volumes."""
     for modality in ("mr", "ct"):
         for size in TrainingSet:
-            _link_subjects(os.path.join(phantom_dir, modality), os.path.join(split, f"train_{modality}_{size}"),
+            link_subjects(os.path.join(phantom_dir, modality), os.path.join(split, f"train_{modality}_{size}"),
                            groups[f"train_{modality}_{size}"])
-    _link_subjects(os.path.join(phantom_dir, "labels_ct"), os.path.join(split, "train_ct_labels"),
+    link_subjects(os.path.join(phantom_dir, "labels_ct"), os.path.join(split, "train_ct_labels"),
                    groups["train_ct_large"])
     for folder in ("mr", "ct", "ct_on_mr_grid", "labels_mr"):
-        _link_subjects(os.path.join(phantom_dir, folder), os.path.join(split, f"test_{folder}"), groups["test"])
+        link_subjects(os.path.join(phantom_dir, folder), os.path.join(split, f"test_{folder}"), groups["test"])
 
 
 def _prepare(prepared_dir, split, p: ExperimentPlan, echo):

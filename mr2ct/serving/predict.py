@@ -118,8 +118,13 @@ def output_path_for(input_path, output, many: bool) -> str:
     return os.path.join(os.fspath(output), f"{subject_id(input_path)}.nii.gz")
 
 
-def predict_paths(synthesizer: Synthesizer, input_path, output, progress_factory=None) -> list[str]:
-    """Synthesize CT for a volume or every volume of a folder; returns the written paths."""
+def map_volumes(input_path, output, function, progress_factory=None) -> list[str]:
+    """Apply ``function(mr, progress) -> Volume`` to a volume or every volume of a folder.
+
+    Each result is written to ``output`` (a file, or for a folder input a
+    folder of ``<subject>.nii.gz``) with the input's geometry and the
+    result's dtype; returns the written paths.
+    """
     input_path = os.fspath(input_path)
     if not os.path.exists(input_path):
         raise InputError(input_path, "input not found")
@@ -129,11 +134,20 @@ def predict_paths(synthesizer: Synthesizer, input_path, output, progress_factory
     for path in inputs:
         mr = read_volume(path)
         progress = progress_factory(subject_id(path), mr.shape[0]) if progress_factory else None
-        sct = synthesizer.volume(mr, progress)
         target = output_path_for(path, output, many)
-        write_volume(sct.with_array(np.clip(np.round(sct.array), -32768, 32767).astype(np.int16)), target)
+        write_volume(function(mr, progress), target)
         written.append(target)
     return written
+
+
+def predict_paths(synthesizer: Synthesizer, input_path, output, progress_factory=None) -> list[str]:
+    """Synthesize CT for a volume or every volume of a folder (int16 HU); returns the written paths."""
+
+    def synthesize(mr, progress):
+        sct = synthesizer.volume(mr, progress)
+        return sct.with_array(np.clip(np.round(sct.array), -32768, 32767).astype(np.int16))
+
+    return map_volumes(input_path, output, synthesize, progress_factory)
 
 
 def _is_dicom_folder(path) -> bool:

@@ -22,11 +22,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mr2ct.data.io import list_volumes, read_volume, subject_id, write_volume
 from mr2ct.data.preprocess import PreprocessConfig, preprocess_mr, resample_to_reference, volume_from_geometry
 from mr2ct.data.volume import Volume
 from mr2ct.errors import InputError
-from mr2ct.serving.predict import _is_dicom_folder, output_path_for
+from mr2ct.serving.predict import map_volumes
 
 
 @dataclasses.dataclass
@@ -174,17 +173,9 @@ def segment_paths(segmenter: VolumeSegmenter, input_path, output, progress_facto
         progress_factory: callable ``(subject, slices) -> progress(n)`` or
             `None`. Defaults to `None`.
     """
-    input_path = os.fspath(input_path)
-    if not os.path.exists(input_path):
-        raise InputError(input_path, "input not found")
-    many = os.path.isdir(input_path) and not _is_dicom_folder(input_path)
-    inputs = list_volumes(input_path) if many else [input_path]
-    written = []
-    for path in inputs:
-        mr = read_volume(path)
-        progress = progress_factory(subject_id(path), mr.shape[0]) if progress_factory else None
+
+    def segment(mr, progress):
         labels = segmenter.volume(mr, progress)
-        target = output_path_for(path, output, many)
-        write_volume(labels, target, dtype="uint8")
-        written.append(target)
-    return written
+        return labels.with_array(labels.array.astype(np.uint8))
+
+    return map_volumes(input_path, output, segment, progress_factory)

@@ -1,0 +1,53 @@
+"""The demo's whole chain, on a tiny plan."""
+
+import json
+import os
+
+import numpy as np
+
+from mr2ct.config import preset
+from mr2ct.data.io import read_volume
+from mr2ct.data.phantom import link_subjects
+from mr2ct.demo import DemoPlan, plan, run_demo
+from mr2ct.evaluation.evaluate import read_table
+
+
+def test_tiny_demo_runs_every_stage_and_reuses_them(tmp_path):
+    sizes = DemoPlan("small", train_mr=1, train_ct=1, test=1, config=preset("tiny"))
+    lines = []
+    results = run_demo(tmp_path / "demo", sizes=sizes, echo=lines.append)
+    assert json.loads((tmp_path / "demo" / "results.json").read_text()) == results
+    for key in ("phantom_montage", "metrics", "boxplots", "montage"):
+        assert os.path.getsize(results[key]) > 0, key
+    # unpaired: the MR and the CT used for training come from different subjects
+    split = tmp_path / "demo" / "split"
+    assert os.listdir(split / "train_mr") == ["subject_000.nii.gz"]
+    assert os.listdir(split / "train_ct") == ["subject_001.nii.gz"]
+    (row,) = read_table(results["metrics"])
+    assert row["subject"] == "subject_002" and np.isfinite(row["mae_hu"])
+    mr = read_volume(split / "test_mr" / "subject_002.nii.gz")
+    sct = read_volume(os.path.join(results["predictions"], "subject_002.nii.gz"))
+    assert sct.shape == mr.shape and sct.array.dtype == np.int16
+    np.testing.assert_allclose(sct.affine_lps, mr.affine_lps)
+
+    # a second run finds every stage done
+    again = []
+    run_demo(tmp_path / "demo", sizes=sizes, echo=again.append)
+    assert "already generated" in again and any(line.startswith("already exported") for line in again)
+    assert sorted(os.listdir(tmp_path / "demo" / "saved_models" / "mr2ct")) == ["1"]
+
+
+def test_link_subjects_links_and_keeps_existing(tmp_path):
+    (tmp_path / "src").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "src" / f"{name}.nii.gz").write_bytes(name.encode())
+    link_subjects(tmp_path / "src", tmp_path / "dst", ["a"])
+    link_subjects(tmp_path / "src", tmp_path / "dst", ["a", "b"])
+    assert sorted(os.listdir(tmp_path / "dst")) == ["a.nii.gz", "b.nii.gz"]
+    assert (tmp_path / "dst" / "b.nii.gz").read_bytes() == b"b"
+
+
+def test_plans():
+    quick, full = plan(True), plan(False)
+    assert quick.subjects == 12 and quick.config.data.image_size == 64
+    assert full.phantom_size == "paper" and full.config.train.total_steps == 3000
