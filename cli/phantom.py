@@ -21,8 +21,10 @@ from .main import friendly_errors
     help="small: 64x64x8 MR, 96x96x12 CT; paper: 256x256x38 MR, 512x512x75 CT (same fields of view).",
 )
 @click.option("--montage", is_flag=True, help="Also write montage.png with mid slices of the first subjects.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Subjects rendered in parallel (default: one per CPU core for paper size, 1 for small).")
 @friendly_errors
-def phantom(subjects, out_dir, seed, size, montage):
+def phantom(subjects, out_dir, seed, size, montage, workers):
     """Generate a phantom data set of registered MR, CT and label volumes.
 
     Writes OUT/mr, OUT/ct, OUT/ct_on_mr_grid, OUT/labels_mr and OUT/labels_ct,
@@ -33,7 +35,8 @@ def phantom(subjects, out_dir, seed, size, montage):
 
     with click.progressbar(length=subjects, label="Generating subjects", show_pos=True) as bar:
         manifest = write_phantom_dataset(
-            out_dir, subjects, seed=seed, size=size, montage=montage, progress=lambda _: bar.update(1)
+            out_dir, subjects, seed=seed, size=size, montage=montage, progress=lambda _: bar.update(1),
+            workers=workers or (None if size == "paper" else 1),
         )
     written = ", ".join(f"{name}/" for name in DATASET_FOLDERS) + ", phantom.json"
     if manifest.get("montage"):

@@ -77,7 +77,8 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
     if os.path.exists(os.path.join(phantom_dir, "phantom.json")):
         echo("already generated")
     else:
-        write_phantom_dataset(phantom_dir, p.subjects, seed=seed, size=p.phantom_size, montage=True)
+        write_phantom_dataset(phantom_dir, p.subjects, seed=seed, size=p.phantom_size, montage=True,
+                              workers=None if p.phantom_size == "paper" else 1)
     names = [f"subject_{i:03d}" for i in range(p.subjects)]
     groups = {
         "train_mr": names[: p.train_mr],

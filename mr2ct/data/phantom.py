@@ -56,6 +56,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from scipy import ndimage
 
+from mr2ct._atomic import atomic_write_text
+
 from mr2ct.data.volume import Volume
 from mr2ct.errors import InputError
 
@@ -1316,6 +1318,18 @@ _STORE_DTYPES = {"mr": "int16", "ct": "int16", "ct_on_mr_grid": "int16", "labels
                  "labels_ct": "uint8"}
 
 
+def _write_subject(job):
+    """Render one subject and write its volumes; ``(id, parameters, montage slices or None)``."""
+    from mr2ct.data.io import write_volume
+
+    index, size, seed, out_dir, with_montage = job
+    subject = generate_subject(index, size=size, seed=seed)
+    for folder in DATASET_FOLDERS:
+        write_volume(getattr(subject, folder), os.path.join(out_dir, folder, subject.subject_id + ".nii.gz"),
+                     dtype=_STORE_DTYPES[folder])
+    return subject.subject_id, subject.parameters.to_dict(), _montage_slices(subject) if with_montage else None
+
+
 def write_phantom_dataset(
     out_dir: str | os.PathLike,
     subjects: int | Iterable[int],
@@ -1323,6 +1337,7 @@ def write_phantom_dataset(
     size: str = "small",
     montage: bool = False,
     progress: Callable[[str], None] | None = None,
+    workers: int | None = 1,
 ) -> dict:
     """Generate phantom subjects and write them as NIfTI files.
 
@@ -1345,12 +1360,13 @@ def write_phantom_dataset(
             subjects. Defaults to `False`.
         progress: called with each subject's id once it is written. Defaults
             to `None`.
+        workers: subjects rendered in parallel processes; `None` for one per
+            CPU core. The output does not depend on it. Defaults to `1`.
 
     Returns:
         The manifest written to ``phantom.json``.
     """
     from mr2ct import __version__
-    from mr2ct.data.io import write_volume
 
     size = PhantomSize(size)
     indices = list(range(int(subjects))) if isinstance(subjects, (int, np.integer)) else [int(i) for i in subjects]
@@ -1362,17 +1378,27 @@ def write_phantom_dataset(
     except OSError as exc:
         raise InputError(out_dir, f"cannot be used as the output folder ({exc.strerror or exc})") from exc
     shown, parameters = [], {}
-    for index in indices:
-        subject = generate_subject(index, size=size, seed=seed)
-        for folder in DATASET_FOLDERS:
-            volume = getattr(subject, folder)
-            write_volume(volume, os.path.join(out_dir, folder, subject.subject_id + ".nii.gz"),
-                         dtype=_STORE_DTYPES[folder])
-        parameters[subject.subject_id] = subject.parameters.to_dict()
-        if montage and len(shown) < 4:
-            shown.append(_montage_slices(subject))
-        if progress is not None:
-            progress(subject.subject_id)
+    jobs = [(index, str(size), int(seed), out_dir, montage and n < 4) for n, index in enumerate(indices)]
+    workers = min(len(jobs), os.cpu_count() or 1) if workers is None else max(1, min(int(workers), len(jobs)))
+    if workers == 1:
+        results = map(_write_subject, jobs)
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # no fork of a process that may hold TensorFlow
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        results = pool.map(_write_subject, jobs)
+    try:
+        for subject_id, subject_parameters, slices in results:
+            parameters[subject_id] = subject_parameters
+            if slices is not None:
+                shown.append(slices)
+            if progress is not None:
+                progress(subject_id)
+    finally:
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
     manifest = {
         "generator": "mr2ct.data.phantom",
         "mr2ct_version": __version__,
@@ -1390,21 +1416,8 @@ def write_phantom_dataset(
     if montage:
         write_montage(shown, os.path.join(out_dir, "montage.png"))
         manifest["montage"] = "montage.png"
-    _write_text_atomic(os.path.join(out_dir, "phantom.json"), json.dumps(manifest, indent=2))
+    atomic_write_text(os.path.join(out_dir, "phantom.json"), json.dumps(manifest, indent=2))
     return manifest
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- montage

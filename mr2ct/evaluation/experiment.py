@@ -551,7 +551,8 @@ def _generate_phantoms(phantom_dir, p: ExperimentPlan, echo) -> bool:
                 and manifest.get("seed") == p.seed and manifest.get("size") == p.phantom_size):
             return True
     write_phantom_dataset(phantom_dir, p.subjects, seed=p.seed, size=p.phantom_size,
-                          progress=(lambda s: echo(f"  {s}")) if echo else None)
+                          progress=(lambda s: echo(f"  {s}")) if echo else None,
+                          workers=None if p.phantom_size == "paper" else 1)
     return False
 
 

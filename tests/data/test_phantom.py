@@ -235,6 +235,21 @@ def test_write_phantom_dataset(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
 
+def test_parallel_workers_write_the_same_data_set(tmp_path):
+    serial = ph.write_phantom_dataset(tmp_path / "one", 3, seed=2, montage=True)
+    done = []
+    parallel = ph.write_phantom_dataset(tmp_path / "two", 3, seed=2, montage=True, workers=2, progress=done.append)
+    assert done == serial["subjects"]  # in subject order
+    assert parallel == serial
+    for folder in ph.DATASET_FOLDERS:
+        for subject in serial["subjects"]:
+            a = read_volume(tmp_path / "one" / folder / f"{subject}.nii.gz")
+            b = read_volume(tmp_path / "two" / folder / f"{subject}.nii.gz")
+            np.testing.assert_array_equal(a.array, b.array)
+            assert a.same_grid(b)
+    assert (tmp_path / "two" / "montage.png").stat().st_size > 20_000
+
+
 def test_write_phantom_dataset_selected_indices(tmp_path):
     manifest = ph.write_phantom_dataset(tmp_path, [4], seed=0)
     assert manifest["subjects"] == ["subject_004"]
