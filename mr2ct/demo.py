@@ -78,7 +78,8 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
         echo("already generated")
     else:
         write_phantom_dataset(phantom_dir, p.subjects, seed=seed, size=p.phantom_size, montage=True,
-                              workers=None if p.phantom_size == "paper" else 1)
+                              workers=None if p.phantom_size == "paper" else 1,
+                              progress=lambda subject: echo(f"  {subject} [{time.perf_counter() - t0:.0f} s]"))
     names = [f"subject_{i:03d}" for i in range(p.subjects)]
     groups = {
         "train_mr": names[: p.train_mr],
@@ -99,6 +100,7 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
     manifest = prepare_dataset(
         prepared, mr_dir=os.path.join(split, "train_mr"), ct_dir=os.path.join(split, "train_ct"),
         labels_dir=os.path.join(split, "train_ct_labels"), config=build_preprocess_config(p.config),
+        progress=lambda done, total, subject: subject and echo(f"  {subject} ({done}/{total} volumes)"),
     )
     echo(f"{manifest['counts']['mr']} MR and {manifest['counts']['ct']} CT slices")
 
