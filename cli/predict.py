@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import click
 
+from .common import volume_progress
 from .main import friendly_errors
 
 
@@ -29,15 +28,7 @@ def predict(model_path, version, input_path, output_path, server, batch_size, qu
         synthesizer = Synthesizer.remote(server, model_path, version, batch_size)
     else:
         synthesizer = Synthesizer.local(model_path, version, batch_size)
-    stack = contextlib.ExitStack()
-
-    def progress_factory(subject, slices):
-        if quiet:
-            return None
-        bar = stack.enter_context(click.progressbar(length=slices, label=subject, show_pos=True, show_eta=True))
-        return bar.update
-
-    with stack:
+    with volume_progress(quiet) as progress_factory:
         written = predict_paths(synthesizer, input_path, output_path, progress_factory)
     for path in written:
         click.echo(f"wrote {path}")

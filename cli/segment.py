@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import click
 
+from .common import volume_progress
 from .main import friendly_errors
 
 
@@ -33,15 +32,7 @@ def segment(run_dir, input_path, output_path, batch_size, server, version, quiet
     from mr2ct.serving.segment import VolumeSegmenter, segment_paths
 
     segmenter = VolumeSegmenter.from_path(run_dir, batch_size, version=version, server=server)
-    stack = contextlib.ExitStack()
-
-    def progress_factory(subject, slices):
-        if quiet:
-            return None
-        bar = stack.enter_context(click.progressbar(length=slices, label=subject, show_pos=True, show_eta=True))
-        return bar.update
-
-    with stack:
+    with volume_progress(quiet) as progress_factory:
         written = segment_paths(segmenter, input_path, output_path, progress_factory)
     for path in written:
         click.echo(f"wrote {path}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
+from .common import report_training
 from .config_options import config_options, resolve_config
 from .main import friendly_errors
 
@@ -30,14 +29,4 @@ def train(data_dir, run_dir, preset, config_file, overrides, mixed_precision, xl
 
     config = resolve_config(run_dir, preset, config_file, overrides, mixed_precision, xla, strategy)
     result = train_cyclegan(data_dir, run_dir, config=config, max_steps=max_steps, progress=not quiet)
-    if result.resumed_from:
-        click.echo(f"resumed from step {result.resumed_from}", err=True)
-    if result.interrupted:
-        click.echo(
-            f"interrupted at step {result.step}/{result.total_steps}; checkpoint saved. "
-            "Run the same command to resume.",
-            err=True,
-        )
-        sys.exit(130)
-    state = "finished" if result.finished else "stopped"
-    click.echo(f"{state} at step {result.step}/{result.total_steps}: {run_dir}")
+    report_training(result, run_dir)
