@@ -20,6 +20,8 @@ LABELS = {
     "psnr_db": "PSNR [dB]",
     "ssim": "SSIM",
     "mae_bone_band_hu": "MAE near bone edges [HU]",
+    "mi_mr_ct": "MI(MR, true CT) [nats], reference",
+    "gc_mr_ct": "GC(MR, true CT), reference",
 }
 
 

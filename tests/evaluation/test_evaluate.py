@@ -27,6 +27,10 @@ def test_perfect_and_degraded_synthesis(subject):
     assert abs(worse["me_hu"]) < 10
     blurred = evaluate_volume(mr, np.full_like(ct, ct.mean()), ct)
     assert blurred["mi_mr_sct"] == pytest.approx(0.0, abs=1e-9) and perfect["mi_mr_sct"] > 0.3
+    # the reference columns are what a perfect synthesis scores against the MR
+    for row in (perfect, worse, blurred):
+        assert row["mi_mr_ct"] == pytest.approx(perfect["mi_mr_sct"])
+        assert row["gc_mr_ct"] == pytest.approx(perfect["gc_mr_sct"])
 
 
 def test_bone_band_surrounds_bone():
