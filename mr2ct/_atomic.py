@@ -1,4 +1,4 @@
-"""Atomic file and folder writes: finished work is never replaced by a half-written copy."""
+"""Atomic file and folder writes (finished work is never replaced by a half-written copy), and JSON reads with clear errors."""
 
 from __future__ import annotations
 
@@ -50,3 +50,16 @@ def atomic_directory(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_json(path, missing: str, corrupt: str = "corrupt JSON"):
+    """The JSON in ``path``; an InputError naming it when it is missing (``missing``) or unreadable."""
+    from mr2ct.errors import InputError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputError(path, missing) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"{corrupt} ({exc})") from None

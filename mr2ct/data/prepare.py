@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 
 from mr2ct import __version__
-from mr2ct._atomic import atomic_write_json
+from mr2ct._atomic import atomic_write_json, read_json
 from mr2ct.data.io import list_volumes, read_volume, subject_id
 from mr2ct.data.preprocess import (
     PreprocessConfig,
@@ -270,10 +270,4 @@ def write_manifest(out_dir, jobs, skipped, config: PreprocessConfig) -> dict:
 def read_manifest(prepared_dir) -> dict:
     """The manifest of a prepared folder, or an InputError naming what is wrong."""
     path = os.path.join(os.fspath(prepared_dir), MANIFEST)
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputError(path, "missing: is this a folder written by `mr2ct prepare`?") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"corrupt manifest ({exc})") from None
+    return read_json(path, "missing: is this a folder written by `mr2ct prepare`?", "corrupt manifest")

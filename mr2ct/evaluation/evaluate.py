@@ -44,7 +44,6 @@ with labels, ``dice_boxplots.png``; with CT, ``metrics_ct.csv`` and
 from __future__ import annotations
 
 import csv
-import json
 import os
 
 import numpy as np

@@ -50,14 +50,14 @@ import re
 import keras
 import tensorflow as tf
 
-from mr2ct._atomic import atomic_directory
+from mr2ct._atomic import atomic_directory, read_json
 from mr2ct.config import Config
 from mr2ct.errors import ConfigError, InputError, Mr2ctError
 from mr2ct.models import LabelHead
 from mr2ct.training import builders
 from mr2ct.training.segmentation import CYCLEGAN_FILE, load_segmentation_run
 from mr2ct.training.tracking import checkpoint_items
-from mr2ct.training.trainer import CONFIG_FILE, PREPROCESSING_FILE, resolve_run_config
+from mr2ct.training.trainer import PREPROCESSING_FILE, resolve_run_config
 
 EXPORT_FILE = "mr2ct_export.json"
 FORMAT_VERSION = 1
@@ -149,14 +149,9 @@ def check_segmentation_fits(seg_dir, image_size: int, preprocessing: dict) -> No
             f"{seg_dir}: the segmentation run works on {seg_size}x{seg_size} slices but the CycleGAN run on "
             f"{image_size}x{image_size}; export it with the CycleGAN run it was trained behind"
         )
-    path = os.path.join(seg_dir, PREPROCESSING_FILE)
-    try:
-        with open(path) as f:
-            seg_preprocessing = json.load(f)
-    except FileNotFoundError:
-        raise InputError(path, "missing: the segmentation run has no preprocessing record") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"corrupt preprocessing record ({exc})") from None
+    seg_preprocessing = read_json(os.path.join(seg_dir, PREPROCESSING_FILE),
+                                  "missing: the segmentation run has no preprocessing record",
+                                  "corrupt preprocessing record")
     for key in ("config", "ct_intensity"):
         if seg_preprocessing.get(key) != preprocessing.get(key):
             raise ConfigError(
@@ -226,12 +221,8 @@ def export_run(
         raise InputError(
             run_dir, "is a segmentation run; export it alone, or give its CycleGAN run with --segmentation"
         )
-    preprocessing_path = os.path.join(os.fspath(run_dir), PREPROCESSING_FILE)
-    try:
-        with open(preprocessing_path) as f:
-            preprocessing = json.load(f)
-    except FileNotFoundError:
-        raise InputError(preprocessing_path, "missing: the run has no preprocessing record") from None
+    preprocessing = read_json(os.path.join(os.fspath(run_dir), PREPROCESSING_FILE),
+                              "missing: the run has no preprocessing record", "corrupt preprocessing record")
 
     seg = None
     if from_segmentation_run:

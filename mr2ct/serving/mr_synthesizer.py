@@ -12,11 +12,11 @@ prepared CT (HU) and the synthesized MR ([-1, 1]) on that grid.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 
+from mr2ct._atomic import read_json
 from mr2ct.data.intensity import CTIntensity
 from mr2ct.data.preprocess import PreprocessConfig, preprocess_ct
 from mr2ct.data.volume import Volume
@@ -89,12 +89,8 @@ class MRSynthesizer:
         if os.path.exists(os.path.join(path, CONFIG_FILE)):
             from mr2ct.export.exporter import load_run_generators
 
-            record = os.path.join(path, PREPROCESSING_FILE)
-            try:
-                with open(record) as f:
-                    preprocessing = json.load(f)
-            except FileNotFoundError:
-                raise InputError(record, "missing: the run has no preprocessing record") from None
+            preprocessing = read_json(os.path.join(path, PREPROCESSING_FILE),
+                                      "missing: the run has no preprocessing record", "corrupt preprocessing record")
             _, generator_ct_to_mr, _, _ = load_run_generators(path)
             return cls.from_generator(generator_ct_to_mr, preprocessing, batch_size)
         return cls.local(path, batch_size=batch_size)

@@ -22,13 +22,12 @@ trained behind, when the CycleGAN run trains on or is deleted.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import keras
 import tensorflow as tf
 
-from mr2ct._atomic import atomic_write_json
+from mr2ct._atomic import atomic_write_json, read_json
 from mr2ct.config import Config
 from mr2ct.data.phantom import NUM_CLASSES
 from mr2ct.errors import ConfigError, InputError, Mr2ctError
@@ -65,14 +64,8 @@ def read_cyclegan_run(run_dir) -> CycleGANSource:
     if os.path.exists(os.path.join(run_dir, CYCLEGAN_FILE)):
         raise InputError(run_dir, "this is a segmentation run; give the CycleGAN run it was trained behind")
     config = Config.from_yaml(os.path.join(run_dir, CONFIG_FILE))
-    path = os.path.join(run_dir, PREPROCESSING_FILE)
-    try:
-        with open(path) as f:
-            preprocessing = json.load(f)
-    except FileNotFoundError:
-        raise InputError(path, "missing: the CycleGAN run has no preprocessing record") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"corrupt preprocessing record ({exc})") from None
+    preprocessing = read_json(os.path.join(run_dir, PREPROCESSING_FILE),
+                              "missing: the CycleGAN run has no preprocessing record", "corrupt preprocessing record")
     checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if checkpoint is None:
         raise InputError(run_dir, "no checkpoint in this CycleGAN run folder (train it first)")
@@ -138,13 +131,7 @@ def _restore_generators(source: CycleGANSource, generators) -> int:
 
 
 def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputError(path, "missing: not a segmentation run folder (train one with `mr2ct train-seg`)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"corrupt ({exc})") from None
+    return read_json(path, "missing: not a segmentation run folder (train one with `mr2ct train-seg`)", "corrupt")
 
 
 def train_segmentation(
