@@ -46,7 +46,10 @@ class TrainingLoop:
         model: a compiled ``keras.Model`` whose ``train_step(data)`` updates it
             and whose ``metrics`` report the losses.
         strategy: the ``tf.distribute`` strategy the model was built under.
-        dataset: a repeating ``tf.data.Dataset`` of global batches.
+        dataset: a repeating ``tf.data.Dataset`` of global batches, or a
+            callable ``start_step -> Dataset`` called once the checkpoint is
+            restored, so the data order can depend on the step a run resumes
+            from (and an interrupted, resumed run stays reproducible).
         run_dir: folder for ``checkpoints/``, ``logs/`` and ``status.json``.
         total_steps: the step at which training is complete.
         checkpoint_objects: extra trackables to save besides the model
@@ -59,8 +62,10 @@ class TrainingLoop:
         jit_compile: XLA-compile the per-replica step. Defaults to `False`.
         learning_rate: callable ``step -> float`` logged as ``learning_rate``.
             Defaults to `None`.
-        on_summary: callable ``(writer, step)`` for extra summaries such as
-            images, called every ``image_every`` steps. Defaults to `None`.
+        on_summary: callable ``(step, samples)`` for extra summaries such as
+            images, called every ``image_every`` steps inside the summary
+            writer; ``samples`` is the run's first global batch, the same at
+            every call. Defaults to `None`.
         image_every: steps between ``on_summary`` calls. Defaults to `1000`.
         progress: print a progress line. Defaults to `True`.
     """
@@ -170,7 +175,9 @@ class TrainingLoop:
 
         writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
         progress = Progress(end, start=start, enabled=self.progress)
-        iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset))
+        dataset = self.dataset(start) if callable(self.dataset) else self.dataset
+        samples = next(iter(dataset.take(1))) if self.on_summary is not None else None
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         handlers = self._install_signal_handlers()
         step = start
         values = {}
@@ -198,7 +205,7 @@ class TrainingLoop:
                         metric.reset_state()
                 if self.on_summary is not None and (step % self.image_every == 0 or step == end):
                     with writer.as_default(step=step):
-                        self.on_summary(step)
+                        self.on_summary(step, samples)
                 if step % self.checkpoint_every == 0 or step == end:
                     self.save()
             if self._stop.is_set() and step < end:

@@ -94,7 +94,15 @@ def train_cyclegan(
         loop = TrainingLoop(
             model,
             strategy,
-            dataset=None,
+            dataset=lambda start: unpaired_dataset(
+                data_dir,
+                image_size=config.data.image_size,
+                batch_size=config.data.batch_size,
+                shuffle_buffer=config.data.shuffle_buffer,
+                seed=config.data.seed + start,
+                augment=config.data.augment,
+                deterministic=True,
+            ),
             run_dir=run_dir,
             total_steps=config.train.total_steps,
             checkpoint_objects={
@@ -109,24 +117,10 @@ def train_cyclegan(
             steps_per_execution=config.train.steps_per_execution,
             jit_compile=config.runtime.xla,
             learning_rate=builders.build_schedule(config),
+            on_summary=lambda step, samples: write_translation_images(model, samples),
             image_every=config.train.image_summary_every,
             progress=progress,
         )
-        # The data order depends on the seed and the step the run resumes
-        # from alone, so an interrupted and resumed run is reproducible too.
-        start = loop.restore()
-        dataset = unpaired_dataset(
-            data_dir,
-            image_size=config.data.image_size,
-            batch_size=config.data.batch_size,
-            shuffle_buffer=config.data.shuffle_buffer,
-            seed=config.data.seed + start,
-            augment=config.data.augment,
-            deterministic=True,
-        )
-        loop.dataset = dataset
-        samples = next(iter(dataset.take(1)))
-        loop.on_summary = lambda step: write_translation_images(model, samples)
         return loop.run(max_steps=max_steps)
     finally:
         keras.mixed_precision.set_global_policy("float32")

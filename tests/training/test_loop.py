@@ -71,7 +71,7 @@ def test_runs_checkpoints_and_resumes_exactly(tmp_path):
 
 def test_stop_request_saves_a_checkpoint(tmp_path):
     model, loop = make_loop(tmp_path, total=100)
-    loop.on_summary = lambda step: loop._request_stop(None, None)  # as SIGINT would, mid-run
+    loop.on_summary = lambda step, samples: loop._request_stop(None, None)  # as SIGINT would, mid-run
     loop.image_every = 1
     result = loop.run()
     assert result.interrupted and result.step == 1  # stops after the step it was in
