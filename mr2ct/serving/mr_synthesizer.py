@@ -21,6 +21,7 @@ from mr2ct.data.intensity import CTIntensity
 from mr2ct.data.preprocess import PreprocessConfig, preprocess_ct
 from mr2ct.data.volume import Volume
 from mr2ct.errors import InputError
+from mr2ct.serving.predict import run_in_batches
 
 
 @dataclasses.dataclass
@@ -106,13 +107,7 @@ class MRSynthesizer:
 
     def slices(self, ct_hu_slices: np.ndarray, progress=None) -> np.ndarray:
         """``[K, S, S]`` CT in HU to ``[K, S, S]`` synthesized MR in [-1, 1]."""
-        out = np.empty(ct_hu_slices.shape, np.float32)
-        for start in range(0, len(ct_hu_slices), self.batch_size):
-            batch = ct_hu_slices[start:start + self.batch_size, ..., None].astype(np.float32)
-            out[start:start + len(batch)] = np.asarray(self.run_batch(batch))[..., 0]
-            if progress:
-                progress(len(batch))
-        return out
+        return run_in_batches(self.run_batch, ct_hu_slices, self.batch_size, progress=progress)
 
     def prepared(self, ct: Volume, progress=None) -> tuple[np.ndarray, np.ndarray]:
         """``(ct_hu, synthesized_mr)``, both ``[K, S, S]`` on the CT's prepared grid."""

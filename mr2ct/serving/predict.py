@@ -26,6 +26,21 @@ from mr2ct.export.exporter import resolve_export
 AIR_HU = -1000.0
 
 
+def run_in_batches(run_batch, slices: np.ndarray, batch_size: int, dtype=np.float32, progress=None) -> np.ndarray:
+    """``[K, S, S]`` slices through ``run_batch`` (``(n, S, S, 1)`` float32 in), ``batch_size`` at a time.
+
+    ``run_batch`` may return ``(n, S, S)`` or ``(n, S, S, 1)``; the result is
+    ``[K, S, S]`` of ``dtype``. ``progress(n)`` is called after each batch.
+    """
+    out = np.empty(slices.shape, dtype)
+    for start in range(0, len(slices), batch_size):
+        batch = slices[start:start + batch_size, ..., None].astype(np.float32)
+        out[start:start + len(batch)] = np.asarray(run_batch(batch)).reshape(batch.shape[:-1])
+        if progress:
+            progress(len(batch))
+    return out
+
+
 @dataclasses.dataclass
 class Synthesizer:
     """MR slices (preprocessed, [-1, 1]) to CT slices in HU, in batches.
@@ -87,13 +102,7 @@ class Synthesizer:
 
     def slices(self, mr_slices: np.ndarray, progress=None) -> np.ndarray:
         """``[K, S, S]`` in [-1, 1] to ``[K, S, S]`` HU, ``batch_size`` slices at a time."""
-        out = np.empty(mr_slices.shape, np.float32)
-        for start in range(0, len(mr_slices), self.batch_size):
-            batch = mr_slices[start:start + self.batch_size, ..., None].astype(np.float32)
-            out[start:start + len(batch)] = np.asarray(self.run_batch(batch))[..., 0]
-            if progress:
-                progress(len(batch))
-        return out
+        return run_in_batches(self.run_batch, mr_slices, self.batch_size, progress=progress)
 
     def volume(self, mr: Volume, progress=None, prepared=None) -> Volume:
         """Synthesized CT in HU on ``mr``'s own grid (float32).

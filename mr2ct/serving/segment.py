@@ -25,7 +25,7 @@ import numpy as np
 from mr2ct.data.preprocess import PreprocessConfig, preprocess_mr, resample_to_reference, volume_from_geometry
 from mr2ct.data.volume import Volume
 from mr2ct.errors import InputError
-from mr2ct.serving.predict import map_volumes
+from mr2ct.serving.predict import map_volumes, run_in_batches
 
 
 @dataclasses.dataclass
@@ -130,13 +130,7 @@ class VolumeSegmenter:
 
     def slices(self, mr_slices: np.ndarray, progress=None) -> np.ndarray:
         """``[K, S, S]`` preprocessed MR in [-1, 1] to ``[K, S, S]`` uint8 labels."""
-        out = np.empty(mr_slices.shape, np.uint8)
-        for start in range(0, len(mr_slices), self.batch_size):
-            batch = mr_slices[start:start + self.batch_size, ..., None].astype(np.float32)
-            out[start:start + len(batch)] = np.asarray(self.run_batch(batch))
-            if progress:
-                progress(len(batch))
-        return out
+        return run_in_batches(self.run_batch, mr_slices, self.batch_size, np.uint8, progress)
 
     def volume(self, mr: Volume, progress=None, prepared=None) -> Volume:
         """Labels (uint8) on ``mr``'s own grid.
