@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -27,8 +28,20 @@ def atomic_write_text(path, text: str) -> None:
         raise
 
 
+def strict_json(data):
+    """``data`` with NaN and infinities as None, so that it is standard JSON (``null``)."""
+    if isinstance(data, dict):
+        return {k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
 def atomic_write_json(path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Write ``data`` as standard JSON: a non-finite number (a Dice of an absent structure) becomes ``null``."""
+    atomic_write_text(path, json.dumps(strict_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 @contextlib.contextmanager

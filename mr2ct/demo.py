@@ -11,10 +11,10 @@ Every step reuses what an earlier, interrupted run finished.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
+from mr2ct._atomic import atomic_write_json
 from mr2ct.config import Config, preset
 
 
@@ -144,6 +144,5 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
         "montage": os.path.join(eval_dir, "montage.png"),
         "minutes": round((time.perf_counter() - t0) / 60, 1),
     }
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    atomic_write_json(os.path.join(out, "results.json"), results)
     return results

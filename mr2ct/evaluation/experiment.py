@@ -108,6 +108,8 @@ PAPER_DICE = tuple(f"dice_{LABELS[label]}" for label in EVALUATED_STRUCTURES)
 TESTED_METRICS = ("mi_ct_smr", "mi_mr_sct") + PAPER_DICE
 SYNTHESIS_METRICS = ("mi_mr_sct", "mi_ct_smr", "gc_mr_sct", "mae_hu", "me_hu", "psnr_db", "ssim", "mae_bone_band_hu")
 SEGMENTATION_METRICS = PAPER_DICE + ("dice_mean",)
+# The test MR against its true CT: what the synthesis is measured against, the same in every condition.
+REFERENCE_METRICS = ("mi_mr_ct", "gc_mr_ct")
 METRIC_NAMES = {
     **METRIC_LABELS,
     **{column: "Dice " + column[len("dice_"):].replace("_", " ") for column in PAPER_DICE},
@@ -622,7 +624,9 @@ def _finished_evaluation(eval_dir, stamp) -> list[dict] | None:
         if json.load(f) != stamp:
             return None
     with open(metrics) as f:
-        return json.load(f)["volumes"]
+        rows = json.load(f)["volumes"]
+    # Non-finite values (the Dice of a structure absent from both volumes) are stored as null.
+    return [{k: float("nan") if v is None else v for k, v in row.items()} for row in rows]
 
 
 def _condition_results(p: ExperimentPlan, c: Condition, dirs, steps, rows) -> dict:
@@ -639,7 +643,7 @@ def _condition_results(p: ExperimentPlan, c: Condition, dirs, steps, rows) -> di
         "segmentation_run": dirs["segmentation"],
         "segmentation_step": steps[f"segmentation/{c.name}"],
         "summary": {m: summarize([r.get(m, float("nan")) for r in rows])
-                    for m in SYNTHESIS_METRICS + SEGMENTATION_METRICS},
+                    for m in SYNTHESIS_METRICS + SEGMENTATION_METRICS + REFERENCE_METRICS},
         "subjects": rows,
     }
 
@@ -686,7 +690,7 @@ def _fmt(value, digits=3) -> str:
 def _mean_sd(summary, digits=3) -> str:
     if not summary["n"]:
         return "n/a"
-    sd = "" if not np.isfinite(summary["sd"]) else f" ± {summary['sd']:.{digits}f}"
+    sd = "" if summary["sd"] is None or not np.isfinite(summary["sd"]) else f" ± {summary['sd']:.{digits}f}"
     return f"{summary['mean']:.{digits}f}{sd}"
 
 
@@ -709,7 +713,7 @@ def _settings(config: dict) -> str:
 
 
 def render_report(results: dict) -> str:
-    """``REPORT.md`` of an experiment's results (as :func:`run_experiment` returns them)."""
+    """``REPORT.md`` of an experiment's results (as :func:`run_experiment` returns them or ``results.json`` holds them)."""
     plan_ = results["plan"]
     config = results["config"]
     conditions = results["conditions"]
@@ -770,6 +774,13 @@ def render_report(results: dict) -> str:
         "![Fig. 3 analogue: MI per condition](fig3_mutual_information.png)",
         "",
         *table(SYNTHESIS_METRICS),
+        "",
+        "For reference, the test MR against its *true* CT (the same in every condition): "
+        + "; ".join(f"{METRIC_NAMES[m].split(' [')[0].replace(', reference', '')} "
+                    f"{_mean_sd(conditions[names[0]]['summary'][m])}" for m in REFERENCE_METRICS)
+        + ". The GC loss asks for GC(MR, sCT) near 1; a GC(MR, true CT) below 1, or negative, means the true "
+        "CT's edges differ from the MR's (in T1 MR fat is bright and cortical bone dark, the reverse of CT), "
+        "so the loss pulls away from the truth there.",
         "",
         f"## Segmentation through synthesis (Fig. 5): Dice, mean ± sd over the {n_test} test subjects",
         "",

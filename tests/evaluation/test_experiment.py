@@ -21,6 +21,7 @@ from mr2ct.evaluation.experiment import (
     compare_conditions,
     paired_t_test,
     plan,
+    render_report,
     run_experiment,
 )
 from mr2ct_cli.main import cli
@@ -89,6 +90,10 @@ def tiny_experiment(tmp_path_factory):
     return out, results, lines, time.perf_counter() - start
 
 
+def _refuse_nonstandard_json(token):
+    raise AssertionError(f"{token} is not standard JSON")
+
+
 def _checkpoint_mtimes(out):
     files = glob.glob(os.path.join(out, "runs", "*", "*", "checkpoints", "*"))
     return {f: os.stat(f).st_mtime_ns for f in files}
@@ -119,11 +124,11 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
         image = matplotlib.image.imread(out / png)
         assert image.ndim == 3 and min(image.shape[:2]) > 100
 
-    saved = json.loads((out / "results.json").read_text())
+    saved = json.loads((out / "results.json").read_text(), parse_constant=_refuse_nonstandard_json)
     assert len(saved["tests"]) == 24
     for test in saved["tests"]:
         assert test["n"] == 2
-        assert np.isnan(test["p"]) or 0.0 <= test["p"] <= 1.0
+        assert test["p"] is None or 0.0 <= test["p"] <= 1.0  # None: no variance in the differences
     for condition in CONDITIONS:
         entry = saved["conditions"][condition.name]
         assert [r["subject"] for r in entry["subjects"]] == saved["plan"]["groups"]["test"]
@@ -133,6 +138,9 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
         for row in entry["subjects"]:
             assert row["mi_ct_smr"] > 0 and 0 <= row["dice_mean"] <= 1
     assert results["tests"][0]["metric"] == saved["tests"][0]["metric"]
+    assert render_report(saved) == report  # the report can be rendered again from results.json
+    assert "For reference, the test MR against its *true* CT" in report and "GC(MR, true CT) " in report
+    assert saved["conditions"]["large_gc"]["summary"]["gc_mr_ct"] == saved["conditions"]["small_no_gc"]["summary"]["gc_mr_ct"]
 
 
 def test_tiny_experiment_is_reused(tiny_experiment):
