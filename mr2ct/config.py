@@ -231,7 +231,10 @@ PRESETS: dict[str, dict] = {
             "summary_every": 25,
             "image_summary_every": 250,
         },
-        "segmentation": {"filters": 16, "depth": 3, "steps": 2000, "batch_size": 8, "checkpoint_every": 250},
+        # The paper's U-Net rate (1e-4) suits its long schedule; in a thousand steps it leaves the U-Net
+        # far from trained (cpu experiment: cross-entropy 0.87 after 1,000 steps, 0.06 at 1e-3).
+        "segmentation": {"filters": 16, "depth": 3, "steps": 2000, "batch_size": 8, "checkpoint_every": 250,
+                         "learning_rate": 1e-3},
         # about 0.6 s per step on two CPU cores with XLA: 3,000 steps in half an hour
         "runtime": {"xla": True},
     },

@@ -310,13 +310,13 @@ def _seed_prepared(src, dst, groups):
                     shutil.copyfile(source, target)
 
 
-def _finished_step(run_dir, config: Config) -> int | None:
+def _finished_step(run_dir, config: Config, unused_sections=()) -> int | None:
     """The final step of a finished run folder made with ``config``, else None (ConfigError if other settings)."""
     from mr2ct.training.trainer import CONFIG_FILE, resolve_run_config
 
     if not os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
         return None
-    resolve_run_config(run_dir, config)  # refuses a run folder made with other settings
+    resolve_run_config(run_dir, config, unused_sections)  # refuses a run folder made with other settings
     try:
         with open(os.path.join(run_dir, "status.json")) as f:
             status = json.load(f)
@@ -452,6 +452,8 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
     run_dirs = {c.name: {"cyclegan": os.path.join(out, "runs", c.name, "cyclegan"),
                          "segmentation": os.path.join(out, "runs", c.name, "segmentation")} for c in CONDITIONS}
     steps = {}
+    from mr2ct.training.trainer import CYCLEGAN_UNUSED_SECTIONS
+
     for i, condition in enumerate(CONDITIONS, 1):
         config = p.condition_config(condition)
         n_mr, n_ct = p.training_volumes(condition.training_set)
@@ -459,7 +461,8 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
                  f"volumes, {config.train.total_steps} steps -> {run_dirs[condition.name]['cyclegan']}")
         key = f"cyclegan/{condition.name}"
         steps[key], reused[key] = _train(run_dirs[condition.name]["cyclegan"], config, echo, functools.partial(
-            _train_cyclegan, prepared[condition.training_set], run_dirs[condition.name]["cyclegan"], config, progress))
+            _train_cyclegan, prepared[condition.training_set], run_dirs[condition.name]["cyclegan"], config, progress),
+            unused_sections=CYCLEGAN_UNUSED_SECTIONS)
     for i, condition in enumerate(CONDITIONS, 1):
         config = p.condition_config(condition)
         dirs = run_dirs[condition.name]
@@ -591,9 +594,9 @@ def _prepare(prepared_dir, split, p: ExperimentPlan, echo):
     return prepared, counts
 
 
-def _train(run_dir, config, echo, train) -> tuple[int, bool]:
+def _train(run_dir, config, echo, train, unused_sections=()) -> tuple[int, bool]:
     """``(final step, reused)``: a finished run folder is reused, anything else trained (or resumed) by ``train()``."""
-    step = _finished_step(run_dir, config)
+    step = _finished_step(run_dir, config, unused_sections)
     if step is not None:
         echo(f"already trained (step {step})")
         return step, True

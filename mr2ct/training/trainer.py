@@ -15,22 +15,26 @@ from mr2ct.training.loop import LoopResult, TrainingLoop
 from mr2ct.training.strategy import make_strategy, set_precision
 
 CONFIG_FILE = "config.yaml"
+# Config sections a CycleGAN run does not read: changing them does not invalidate a run.
+CYCLEGAN_UNUSED_SECTIONS = ("segmentation",)
 # Copy of the prepared data's preprocessing record: export and predict invert it.
 PREPROCESSING_FILE = "preprocessing.json"
 
 
-def resolve_run_config(run_dir, config: Config | None) -> Config:
+def resolve_run_config(run_dir, config: Config | None, unused_sections: tuple[str, ...] = ()) -> Config:
     """The config of a run folder, written there on first use.
 
     A new run saves ``config``. A run folder that already has one resumes with
     it; a different ``config`` is refused (naming the keys that differ) so a
-    resumed run cannot silently change its settings.
+    resumed run cannot silently change its settings. Differences only in
+    ``unused_sections`` (sections this kind of run does not read, such as the
+    segmentation settings of a CycleGAN run) are allowed; the saved config stays.
     """
     path = os.path.join(os.fspath(run_dir), CONFIG_FILE)
     if os.path.exists(path):
         saved = Config.from_yaml(path)
-        if config is not None and config.to_dict() != saved.to_dict():
-            diff = _differences(saved.to_dict(), config.to_dict())
+        if config is not None and _used(config, unused_sections) != _used(saved, unused_sections):
+            diff = _differences(_used(saved, unused_sections), _used(config, unused_sections))
             raise ConfigError(
                 f"{path}: this run was started with other settings ({', '.join(diff)}); "
                 "use a new run folder, or resume without changing the config"
@@ -41,6 +45,10 @@ def resolve_run_config(run_dir, config: Config | None) -> Config:
     os.makedirs(run_dir, exist_ok=True)
     config.to_yaml(path)
     return config
+
+
+def _used(config: Config, unused_sections) -> dict:
+    return {k: v for k, v in config.to_dict().items() if k not in unused_sections}
 
 
 def _differences(a: dict, b: dict, prefix="") -> list[str]:
@@ -79,7 +87,7 @@ def train_cyclegan(
     """
     from mr2ct.data.pipeline import unpaired_dataset
 
-    config = resolve_run_config(run_dir, config)
+    config = resolve_run_config(run_dir, config, unused_sections=CYCLEGAN_UNUSED_SECTIONS)
     record_preprocessing(data_dir, run_dir, config.data.image_size)
     keras.utils.set_random_seed(config.runtime.seed)
     policy = set_precision(config.runtime.mixed_precision)
