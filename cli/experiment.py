@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from .main import friendly_errors
@@ -9,7 +11,7 @@ from .main import friendly_errors
 
 @click.command()
 @click.option("--preset", "preset_name", type=click.Choice(["paper", "cpu", "tiny"]), default="cpu", show_default=True,
-              help="Sizes and settings: tiny (a couple of minutes), cpu (hours on 2 cores), paper (the paper's sizes).")
+              help="Sizes and settings: tiny (a couple of minutes), cpu (about 75 minutes on 2 cores), paper (the paper's sizes).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="experiment", show_default=True,
               help="Experiment folder; run again to reuse what is finished.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the phantoms and the training runs.")
@@ -20,4 +22,4 @@ def experiment(preset_name, out_dir, seed, progress):
     from mr2ct.evaluation.experiment import run_experiment
 
     results = run_experiment(out_dir, preset=preset_name, seed=seed, echo=click.echo, progress=progress)
-    click.echo(f"report: {results['files']['report']}")
+    click.echo(f"report: {os.path.join(out_dir, results['files']['report'])}")

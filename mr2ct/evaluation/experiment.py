@@ -86,11 +86,13 @@ EXPERIMENT_PRESETS: dict[str, dict] = {
     # Paper-size phantoms take about 30 s and 27 MB each: 925 subjects are
     # about 8 h and 25 GB before training (4 x 2e5 steps: a GPU job).
     "paper": {"phantom_size": "paper", "mr_pool": 302, "ct_pool": 613, "small_mr": 20, "small_ct": 20, "test": 10},
-    # Two CPU cores, a few hours: paper-size phantoms on 96x96 slices (the cpu config preset), with
-    # 2,000 CycleGAN and 1,000 U-Net steps per run. About 1.1 s per step of either on two busy
-    # cores (0.6 s on idle ones): 4 x (2,000 + 1,000) steps, 2-4 h, plus ~15 min of phantoms.
+    # Two CPU cores, about 75 minutes: paper-size phantoms on 96x96 slices (the cpu config preset),
+    # with 2,000 CycleGAN and 1,000 U-Net steps per run, tested on 10 subjects as in the paper.
+    # Measured on two idle cores (2026-12-01): phantoms 2.6 min, slices 2 min, CycleGANs 0.33-0.34 s
+    # a step (46 min), U-Nets 0.26-0.27 s a step (18 min), evaluation 4 min; 72.5 min in all.
+    # Busy cores take up to three times as long a step.
     "cpu": {
-        "phantom_size": "paper", "mr_pool": 12, "ct_pool": 12, "small_mr": 3, "small_ct": 3, "test": 5,
+        "phantom_size": "paper", "mr_pool": 12, "ct_pool": 12, "small_mr": 3, "small_ct": 3, "test": 10,
         "overrides": ["train.constant_steps=1000", "train.decay_steps=1000", "segmentation.steps=1000"],
     },
     # A couple of minutes, for the tests: small phantoms, the tiny config (8 CycleGAN and 6 U-Net
@@ -503,16 +505,37 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
         "plan": {k: v for k, v in described.items() if k != "config"},
         "config": described["config"],
         "slices": counts,
-        "conditions": {c.name: _condition_results(p, c, run_dirs[c.name], steps, rows[c.name]) for c in CONDITIONS},
+        "conditions": {c.name: _condition_results(p, c, run_dirs[c.name], steps, rows[c.name], out) for c in CONDITIONS},
         "tests": compare_conditions(rows),
         "reused": reused,
-        "files": {"report": os.path.join(out, "REPORT.md"), "results": os.path.join(out, "results.json"), **files},
+        # Paths relative to ``out_dir``, so the folder (or its report and results) can be moved.
+        "files": {"report": "REPORT.md", "results": "results.json",
+                  **{k: os.path.relpath(v, out) for k, v in files.items()}},
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    # Every call on this folder, so that a rerun that reuses everything still reports what the work took.
+    results["calls"] = _previous_calls(out, described) + [
+        {"created": results["created"], "seconds": results["seconds"], "all_reused": all(reused.values())}]
     atomic_write_text(os.path.join(out, "REPORT.md"), render_report(results))
     atomic_write_json(os.path.join(out, "results.json"), results)
-    echo(f"wrote {results['files']['report']} and results.json ({results['seconds']:.0f} s)")
+    echo(f"wrote {os.path.join(out, 'REPORT.md')} and results.json ({results['seconds']:.0f} s)")
     return results
+
+
+def _previous_calls(out, described) -> list[dict]:
+    """The calls recorded in ``out/results.json`` of the same plan (none if missing or unreadable)."""
+    try:
+        with open(os.path.join(out, "results.json")) as f:
+            previous = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    if previous.get("plan") != {k: v for k, v in described.items() if k != "config"}:
+        return []
+    if "calls" in previous:
+        return list(previous["calls"])
+    # results.json of an earlier version: its one call
+    return [{"created": previous["created"], "seconds": previous["seconds"],
+             "all_reused": all(previous.get("reused", {}).values())}]
 
 
 def _train_cyclegan(data_dir, run_dir, config, progress):
@@ -632,7 +655,7 @@ def _finished_evaluation(eval_dir, stamp) -> list[dict] | None:
     return [{k: float("nan") if v is None else v for k, v in row.items()} for row in rows]
 
 
-def _condition_results(p: ExperimentPlan, c: Condition, dirs, steps, rows) -> dict:
+def _condition_results(p: ExperimentPlan, c: Condition, dirs, steps, rows, out) -> dict:
     n_mr, n_ct = p.training_volumes(c.training_set)
     return {
         "label": c.label,
@@ -641,9 +664,9 @@ def _condition_results(p: ExperimentPlan, c: Condition, dirs, steps, rows) -> di
         "lambda_gc": p.condition_config(c).loss.lambda_gc,
         "train_mr_volumes": n_mr,
         "train_ct_volumes": n_ct,
-        "cyclegan_run": dirs["cyclegan"],
+        "cyclegan_run": os.path.relpath(dirs["cyclegan"], out),
         "cyclegan_step": steps[f"cyclegan/{c.name}"],
-        "segmentation_run": dirs["segmentation"],
+        "segmentation_run": os.path.relpath(dirs["segmentation"], out),
         "segmentation_step": steps[f"segmentation/{c.name}"],
         "summary": {m: summarize([r.get(m, float("nan")) for r in rows])
                     for m in SYNTHESIS_METRICS + SEGMENTATION_METRICS + REFERENCE_METRICS},
@@ -715,6 +738,17 @@ def _settings(config: dict) -> str:
     )
 
 
+def _timing(results: dict) -> str:
+    """How long the experiment took: this call, and all calls on the folder when there were several."""
+    this = f"{results['seconds']:.0f} s" + (", every step reused" if all(results["reused"].values()) else "")
+    calls = results.get("calls", [])
+    if len(calls) < 2:
+        return f"this call took {this}."
+    return (f"{len(calls)} calls of `mr2ct experiment` on this folder took "
+            f"{sum(c['seconds'] for c in calls):.0f} s in all (the first {calls[0]['seconds']:.0f} s, finished "
+            f"{calls[0]['created']}); this one {this}.")
+
+
 def render_report(results: dict) -> str:
     """``REPORT.md`` of an experiment's results (as :func:`run_experiment` returns them or ``results.json`` holds them)."""
     plan_ = results["plan"]
@@ -727,8 +761,7 @@ def render_report(results: dict) -> str:
         "# Training-set size and gradient-consistency loss: the paper's experiment on phantoms",
         "",
         f"Preset `{results['preset']}`, seed {results['seed']}, {results['created']}; "
-        f"this call took {results['seconds']:.0f} s"
-        + (" (every step reused)." if all(results["reused"].values()) else "."),
+        + _timing(results),
         "",
         "The design of Hiasa et al. 2018, section 3, on the procedural hip phantom: CycleGANs trained on a "
         "small and a large set of unpaired MR and CT volumes, each with and without the gradient-consistency "

@@ -138,6 +138,12 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
         for row in entry["subjects"]:
             assert row["mi_ct_smr"] > 0 and 0 <= row["dice_mean"] <= 1
     assert results["tests"][0]["metric"] == saved["tests"][0]["metric"]
+    # paths relative to the experiment folder, so that it can be moved
+    assert saved["files"]["fig3"] == "fig3_mutual_information.png" and saved["files"]["report"] == "REPORT.md"
+    for condition in CONDITIONS:
+        entry = saved["conditions"][condition.name]
+        for key in ("cyclegan_run", "segmentation_run"):
+            assert not os.path.isabs(entry[key]) and (out / entry[key] / "status.json").is_file()
     assert render_report(saved) == report  # the report can be rendered again from results.json
     assert "For reference, the test MR against its *true* CT" in report and "GC(MR, true CT) " in report
     assert saved["conditions"]["large_gc"]["summary"]["gc_mr_ct"] == saved["conditions"]["small_no_gc"]["summary"]["gc_mr_ct"]
@@ -155,6 +161,11 @@ def test_tiny_experiment_is_reused(tiny_experiment):
     assert _checkpoint_mtimes(out) == before
     saved = json.loads((out / "results.json").read_text())
     assert all(saved["reused"].values())
+    # the report still says what the first call took
+    assert [c["all_reused"] for c in saved["calls"]] == [False, True]
+    assert saved["calls"][0]["seconds"] > saved["calls"][1]["seconds"] == saved["seconds"]
+    report = (out / "REPORT.md").read_text(encoding="utf-8")
+    assert "2 calls of `mr2ct experiment` on this folder took" in report and "every step reused" in report
     assert seconds < max(30.0, first / 3), seconds
 
 
