@@ -514,7 +514,7 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
         "seconds": round(time.perf_counter() - t0, 1),
     }
     # Every call on this folder, so that a rerun that reuses everything still reports what the work took.
-    results["calls"] = _previous_calls(out, described) + [
+    results["calls"] = _previous_calls(out, results["plan"]) + [
         {"created": results["created"], "seconds": results["seconds"], "all_reused": all(reused.values())}]
     atomic_write_text(os.path.join(out, "REPORT.md"), render_report(results))
     atomic_write_json(os.path.join(out, "results.json"), results)
@@ -522,14 +522,14 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
     return results
 
 
-def _previous_calls(out, described) -> list[dict]:
+def _previous_calls(out, plan_record) -> list[dict]:
     """The calls recorded in ``out/results.json`` of the same plan (none if missing or unreadable)."""
     try:
         with open(os.path.join(out, "results.json")) as f:
             previous = json.load(f)
     except (FileNotFoundError, json.JSONDecodeError):
         return []
-    if previous.get("plan") != {k: v for k, v in described.items() if k != "config"}:
+    if previous.get("plan") != plan_record:
         return []
     if "calls" in previous:
         return list(previous["calls"])
