@@ -39,7 +39,7 @@ def train_seg(cyclegan_run, data_dir, run_dir, preset, config_file, overrides, m
 
     def default():
         if os.path.exists(saved):
-            return Config.from_yaml(saved)
+            return Config.from_yaml(saved, run=True)
         return read_cyclegan_run(cyclegan_run).config
 
     config = resolve_config(run_dir, preset, config_file, overrides, mixed_precision, xla, strategy, default)

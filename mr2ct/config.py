@@ -48,6 +48,13 @@ class StrategyKind(enum.StrEnum):
     MULTI_WORKER = "multi_worker"  # MultiWorkerMirroredStrategy, cluster from TF_CONFIG
 
 
+class GradientOperatorName(enum.StrEnum):
+    """Gradient operators of the GC loss (the names of :class:`mr2ct.losses.GradientOperator`)."""
+
+    CENTRAL = "central"
+    SOBEL = "sobel"
+
+
 @dataclasses.dataclass
 class DataConfig:
     """Slices and batches."""
@@ -88,7 +95,10 @@ class LossConfig:
     lambda_cycle: float = 3.0
     lambda_gc: float = 0.3  # 0 turns the gradient-consistency loss off
     lambda_identity: float = 0.0
-    gc_operator: str = "sobel"
+    # The GC of the paper's first author's public code: absolute central-difference gradients.
+    # gc_absolute=false is the signed Eq. 4 (see mr2ct.losses.gradient_correlation).
+    gc_operator: str = "central"
+    gc_absolute: bool = True
     pool_size: int = 50
 
 
@@ -166,6 +176,7 @@ class Config:
         for value, kind, key in [
             (self.runtime.strategy, StrategyKind, "runtime.strategy"),
             (self.runtime.mixed_precision, MixedPrecision, "runtime.mixed_precision"),
+            (self.loss.gc_operator, GradientOperatorName, "loss.gc_operator"),
         ]:
             if value not in {k.value for k in kind}:
                 raise ConfigError(f"{key} must be one of {[k.value for k in kind]}. Received: {value!r}")
@@ -188,7 +199,18 @@ class Config:
         return text
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "Config":
+    def from_yaml(cls, path: str | os.PathLike, run: bool = False) -> "Config":
+        """The config in a YAML file.
+
+        Args:
+            path: the file.
+            run: the file is the ``config.yaml`` a run folder holds. A key it
+                lacks because it predates the setting takes the value the run
+                was trained with (:data:`RUN_LEGACY_VALUES`), not today's
+                default, so an old run is never resumed or exported with
+                settings it was not trained with. Defaults to `False` (a
+                user's config file: missing keys take the defaults).
+        """
         try:
             with open(path) as f:
                 values = yaml.safe_load(f) or {}
@@ -198,6 +220,12 @@ class Config:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of sections")
+        if run:
+            values = copy.deepcopy(values)
+            for section, keys in RUN_LEGACY_VALUES.items():
+                if isinstance(values.get(section), dict):
+                    for key, value in keys.items():
+                        values[section].setdefault(key, value)
         return cls.from_dict(values)
 
     def override(self, assignments: typing.Iterable[str]) -> "Config":
@@ -215,6 +243,11 @@ class Config:
             node[parts[-1]] = yaml.safe_load(raw)
             _merge(config, nested, "")
         return config.validate()
+
+
+# Settings added after run folders were first written, with the value that reproduces what a run
+# written before them was trained with: before loss.gc_absolute existed, the GC loss was signed.
+RUN_LEGACY_VALUES: dict[str, dict] = {"loss": {"gc_absolute": False}}
 
 
 # name -> overrides of the defaults (which are the paper's settings).

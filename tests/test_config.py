@@ -16,6 +16,31 @@ def test_defaults_are_the_paper():
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_uses_the_authors_gc(name):
+    """Absolute central-difference gradients, as in the paper's first author's public code."""
+    c = preset(name)
+    assert (c.loss.gc_absolute, c.loss.gc_operator) == (True, "central")
+    assert preset(name).override(["loss.gc_absolute=false"]).loss.gc_absolute is False
+
+
+def test_a_run_config_without_gc_absolute_means_the_signed_gc_it_was_trained_with(tmp_path):
+    old = preset("tiny").to_dict()
+    del old["loss"]["gc_absolute"]
+    old["loss"]["gc_operator"] = "sobel"
+    path = tmp_path / "config.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(old))
+    assert Config.from_yaml(path, run=True).loss.gc_absolute is False  # a run folder's record
+    assert Config.from_yaml(path).loss.gc_absolute is True  # a user's partial config: the defaults
+
+
+def test_unknown_gc_operator_is_refused():
+    with pytest.raises(ConfigError, match="loss.gc_operator"):
+        preset("tiny").override(["loss.gc_operator=laplace"])
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_round_trip_through_yaml(name, tmp_path):
     c = preset(name)
     c.to_yaml(tmp_path / "c.yaml")

@@ -14,14 +14,17 @@ LABELS = {
     "mi_mr_sct": "MI(MR, sCT) [nats]",
     "mi_ct_sct": "MI(CT, sCT) [nats]",
     "mi_ct_smr": "MI(CT, sMR) [nats]",
+    "gc_abs_mr_sct": "GC(MR, sCT), absolute gradients",
     "gc_mr_sct": "GC(MR, sCT)",
     "mae_hu": "MAE [HU]",
     "me_hu": "mean error [HU]",
     "psnr_db": "PSNR [dB]",
     "ssim": "SSIM",
     "mae_bone_band_hu": "MAE near bone edges [HU]",
+    "bone_dice": "bone Dice (> 250 HU)",
     "mi_mr_ct": "MI(MR, true CT) [nats], reference",
     "gc_mr_ct": "GC(MR, true CT), reference",
+    "gc_abs_mr_ct": "GC(MR, true CT), absolute gradients, reference",
 }
 
 

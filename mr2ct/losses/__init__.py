@@ -2,6 +2,7 @@
 
 from mr2ct.losses.adversarial import lsgan_discriminator_loss, lsgan_generator_loss
 from mr2ct.losses.gradient_consistency import (
+    BorderPadding,
     GradientConsistencyLoss,
     GradientOperator,
     gradient_consistency_loss,
@@ -13,6 +14,7 @@ from mr2ct.losses.reconstruction import cycle_loss, identity_loss, l1_per_image
 from mr2ct.losses.segmentation import cross_entropy_per_image, soft_dice_loss_per_image
 
 __all__ = [
+    "BorderPadding",
     "GradientConsistencyLoss",
     "GradientOperator",
     "cross_entropy_per_image",

@@ -36,7 +36,9 @@ class CycleGAN(keras.Model):
     * ``adv_ct = mean((D_CT(G_CT(y)) - 1)^2)``, ``adv_mr = mean((D_MR(G_MR(x)) - 1)^2)``
     * ``cycle = |G_CT(G_MR(x)) - x|_1 + |G_MR(G_CT(y)) - y|_1`` (Eq. 3)
     * ``gc = 1/2 [(1 - GC(x, G_MR(x))) + (1 - GC(y, G_CT(y)))]`` (Eq. 5),
-      computed only when ``lambda_gc > 0``
+      computed only when ``lambda_gc > 0``; GC in the authors' form (absolute
+      gradients) unless ``gc_absolute=False`` (signed Eq. 4), see
+      :func:`mr2ct.losses.gradient_correlation`
     * ``identity = |G_CT(x) - x|_1 + |G_MR(y) - y|_1``, only when
       ``lambda_identity > 0``
     * generator loss ``adv_ct + adv_mr + lambda_cycle * cycle + lambda_gc * gc
@@ -63,7 +65,9 @@ class CycleGAN(keras.Model):
         lambda_gc: weight of the gradient-consistency loss; 0 turns it off.
             Defaults to `0.3`.
         lambda_identity: weight of the identity loss. Defaults to `0.0`.
-        gc_operator: gradient operator of the GC loss. Defaults to `"sobel"`.
+        gc_operator: gradient operator of the GC loss. Defaults to `"central"`.
+        gc_absolute: GC of absolute gradients (the authors' code); `False`
+            for the signed Eq. 4. Defaults to `True`.
         pool_size: images in each discriminator's history pool. Defaults to `50`.
 
     Reference:
@@ -80,7 +84,8 @@ class CycleGAN(keras.Model):
         lambda_cycle=3.0,
         lambda_gc=0.3,
         lambda_identity=0.0,
-        gc_operator=GradientOperator.SOBEL,
+        gc_operator=GradientOperator.CENTRAL,
+        gc_absolute=True,
         pool_size=50,
         **kwargs,
     ):
@@ -101,6 +106,7 @@ class CycleGAN(keras.Model):
         self.lambda_gc = float(lambda_gc)
         self.lambda_identity = float(lambda_identity)
         self.gc_operator = GradientOperator(gc_operator)
+        self.gc_absolute = bool(gc_absolute)
         self.pool_size = int(pool_size)
         self.pool_ct = ImagePool(self.pool_size, self.image_shape, name="pool_ct")
         self.pool_mr = ImagePool(self.pool_size, self.image_shape, name="pool_mr")
@@ -155,8 +161,8 @@ class CycleGAN(keras.Model):
             per_example = terms["adv_ct"] + terms["adv_mr"] + self.lambda_cycle * terms["cycle"]
             if self.lambda_gc > 0:
                 terms["gc"] = 0.5 * (
-                    gradient_consistency_per_image(real_ct, fake_mr, self.gc_operator)
-                    + gradient_consistency_per_image(real_mr, fake_ct, self.gc_operator)
+                    gradient_consistency_per_image(real_ct, fake_mr, self.gc_operator, self.gc_absolute)
+                    + gradient_consistency_per_image(real_mr, fake_ct, self.gc_operator, self.gc_absolute)
                 )
                 per_example += self.lambda_gc * terms["gc"]
             if self.lambda_identity > 0:
@@ -205,6 +211,7 @@ class CycleGAN(keras.Model):
             "lambda_gc": self.lambda_gc,
             "lambda_identity": self.lambda_identity,
             "gc_operator": str(self.gc_operator),
+            "gc_absolute": self.gc_absolute,
             "pool_size": self.pool_size,
         }
 

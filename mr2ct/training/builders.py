@@ -50,6 +50,7 @@ def build_cyclegan(config: Config) -> CycleGAN:
         lambda_gc=config.loss.lambda_gc,
         lambda_identity=config.loss.lambda_identity,
         gc_operator=config.loss.gc_operator,
+        gc_absolute=config.loss.gc_absolute,
         pool_size=config.loss.pool_size,
         name="cycle_gan",
     )

@@ -63,7 +63,7 @@ def read_cyclegan_run(run_dir) -> CycleGANSource:
         raise InputError(run_dir, f"not a CycleGAN run folder (no {CONFIG_FILE})")
     if os.path.exists(os.path.join(run_dir, CYCLEGAN_FILE)):
         raise InputError(run_dir, "this is a segmentation run; give the CycleGAN run it was trained behind")
-    config = Config.from_yaml(os.path.join(run_dir, CONFIG_FILE))
+    config = Config.from_yaml(os.path.join(run_dir, CONFIG_FILE), run=True)
     preprocessing = read_json(os.path.join(run_dir, PREPROCESSING_FILE),
                               "missing: the CycleGAN run has no preprocessing record", "corrupt preprocessing record")
     checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))

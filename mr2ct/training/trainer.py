@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from mr2ct._atomic import atomic_write_json
-from mr2ct.config import Config
+from mr2ct.config import RUN_LEGACY_VALUES, Config
 from mr2ct.errors import ConfigError
 from mr2ct.training import builders
 from mr2ct.training.loop import LoopResult, TrainingLoop
@@ -32,11 +32,14 @@ def resolve_run_config(run_dir, config: Config | None, unused_sections: tuple[st
     """
     path = os.path.join(os.fspath(run_dir), CONFIG_FILE)
     if os.path.exists(path):
-        saved = Config.from_yaml(path)
+        saved = Config.from_yaml(path, run=True)
         if config is not None and _used(config, unused_sections) != _used(saved, unused_sections):
             diff = _differences(_used(saved, unused_sections), _used(config, unused_sections))
+            predates = _predating_keys(path)
+            note = (f"; its {CONFIG_FILE} predates {', '.join(predates)}, so it was trained with "
+                    + ", ".join(f"{k}={_legacy_value(k)!r}" for k in predates)) if predates else ""
             raise ConfigError(
-                f"{path}: this run was started with other settings ({', '.join(diff)}); "
+                f"{path}: this run was started with other settings ({', '.join(diff)}){note}; "
                 "use a new run folder, or resume without changing the config"
             )
         return saved
@@ -45,6 +48,21 @@ def resolve_run_config(run_dir, config: Config | None, unused_sections: tuple[st
     os.makedirs(run_dir, exist_ok=True)
     config.to_yaml(path)
     return config
+
+
+def _predating_keys(path) -> list[str]:
+    """The keys of :data:`~mr2ct.config.RUN_LEGACY_VALUES` that the run's YAML file does not have."""
+    import yaml
+
+    with open(path) as f:
+        values = yaml.safe_load(f) or {}
+    return [f"{section}.{key}" for section, keys in RUN_LEGACY_VALUES.items() for key in keys
+            if key not in (values.get(section) or {})]
+
+
+def _legacy_value(dotted: str):
+    section, key = dotted.split(".")
+    return RUN_LEGACY_VALUES[section][key]
 
 
 def _used(config: Config, unused_sections) -> dict:

@@ -83,6 +83,10 @@ def test_call_translates_mr_to_ct_and_config_round_trips(tmp_path):
     clone = CycleGAN.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert clone.lambda_gc == 0.3 and clone.pool_size == 4
+    assert (clone.gc_absolute, clone.gc_operator) == (True, "central")
+    signed = CycleGAN.from_config({**model.get_config(), "gc_absolute": False, "gc_operator": "sobel"})
+    assert (signed.gc_absolute, signed.gc_operator) == (False, "sobel")
+    assert signed.get_config()["gc_absolute"] is False
 
 
 def test_model_fit_runs_the_custom_step():

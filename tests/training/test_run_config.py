@@ -31,3 +31,17 @@ def test_sections_a_run_does_not_read_may_change(tmp_path):
 def test_a_new_run_needs_a_config(tmp_path):
     with pytest.raises(ConfigError, match="no config.yaml here and no config given"):
         resolve_run_config(tmp_path / "new", None)
+
+
+def test_an_old_run_without_gc_absolute_is_not_resumed_with_the_absolute_gc(tmp_path):
+    import yaml
+
+    old = preset("tiny").to_dict()
+    del old["loss"]["gc_absolute"]
+    (tmp_path / CONFIG_FILE).write_text(yaml.safe_dump(old))
+    assert resolve_run_config(tmp_path, None).loss.gc_absolute is False  # resumes as it was trained
+    with pytest.raises(ConfigError, match=r"loss.gc_absolute: False -> True\); its config.yaml predates "
+                                          r"loss.gc_absolute, so it was trained with loss.gc_absolute=False"):
+        resolve_run_config(tmp_path, preset("tiny"))
+    signed = preset("tiny").override(["loss.gc_absolute=false"])
+    assert resolve_run_config(tmp_path, signed).loss.gc_absolute is False
