@@ -73,6 +73,7 @@ class PrepareConfig:
     n4: bool = True
     n4_shrink_factor: int = 4
     crop_ct: bool = True
+    frame_mr: bool = True  # MR cropped in plane to fov_mm centred on the body, like the CT
     fov_mm: float = 320.0
     slab_mm: float = 76.0
 
@@ -246,8 +247,9 @@ class Config:
 
 
 # Settings added after run folders were first written, with the value that reproduces what a run
-# written before them was trained with: before loss.gc_absolute existed, the GC loss was signed.
-RUN_LEGACY_VALUES: dict[str, dict] = {"loss": {"gc_absolute": False}}
+# written before them was trained with: before loss.gc_absolute existed, the GC loss was signed;
+# before prepare.frame_mr, MR slices kept the scanner's field of view.
+RUN_LEGACY_VALUES: dict[str, dict] = {"loss": {"gc_absolute": False}, "prepare": {"frame_mr": False}}
 
 
 # name -> overrides of the defaults (which are the paper's settings).

@@ -70,12 +70,19 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 from collections.abc import Mapping
 
 import numpy as np
 from scipy import ndimage
 
+from mr2ct.data.framing import (
+    body_centred_square,
+    crop_box,
+    frame_mr,
+    largest_component,
+    open_in_plane,
+    round_half_up,
+)
 from mr2ct.data.intensity import DEFAULT_HU_MAX, DEFAULT_HU_MIN, CTIntensity, MRIntensity
 from mr2ct.data.volume import Volume
 from mr2ct.errors import InputError
@@ -362,23 +369,10 @@ def body_mask(ct: np.ndarray, threshold_hu: float = -500.0) -> np.ndarray:
     Returns:
         Boolean array of ``ct``'s shape (all false if nothing is above threshold).
     """
-    mask = np.asarray(ct) > threshold_hu
-    cross = np.zeros((3, 3, 3), dtype=bool)
-    cross[1] = ndimage.generate_binary_structure(2, 1)
-    opened = ndimage.binary_opening(mask, structure=cross)
-    if opened.any():  # a body thinner than three voxels would vanish
-        mask = opened
-    labels, count = ndimage.label(mask)
-    if count <= 1:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+    return largest_component(open_in_plane(np.asarray(ct) > threshold_hu))
 
 
-def _round(x: float) -> int:
-    """Round half up (so that crop boxes do not depend on banker's rounding)."""
-    return int(math.floor(x + 0.5))
+_round = round_half_up
 
 
 def _slab_landmark(ct: np.ndarray, body: np.ndarray, spacing_k: float, slab_center: SlabCenter,
@@ -479,33 +473,16 @@ def crop_ct_to_mr_fov(
     slab_body = body[k0:k0 + kept_k]
     if not slab_body.any():  # center_mm outside the body: use the whole body
         slab_body = body
-    js = np.flatnonzero(slab_body.any(axis=(0, 2)))
-    is_ = np.flatnonzero(slab_body.any(axis=(0, 1)))
-    centre_i, centre_j = 0.5 * (is_[0] + is_[-1]), 0.5 * (js[0] + js[-1])
-    size_i, size_j = max(1, _round(fov_mm / s_i)), max(1, _round(fov_mm / s_j))
-    i0 = _round(centre_i - (size_i - 1) / 2.0)
-    j0 = _round(centre_j - (size_j - 1) / 2.0)
-
-    if array.dtype.kind in "iu":  # keep integer CT (e.g. int16) if the pad value fits
-        limits = np.iinfo(array.dtype)
-        keep = float(pad_value).is_integer() and limits.min <= pad_value <= limits.max
-    else:
-        keep = array.dtype.kind == "f"
-    out_dtype = array.dtype if keep else np.float32
-    out = np.full((kept_k, size_j, size_i), pad_value, dtype=out_dtype)
-    src_j = slice(max(j0, 0), min(j0 + size_j, n_j))
-    src_i = slice(max(i0, 0), min(i0 + size_i, n_i))
-    dst_j = slice(src_j.start - j0, src_j.stop - j0)
-    dst_i = slice(src_i.start - i0, src_i.stop - i0)
-    out[:, dst_j, dst_i] = array[k0:k0 + kept_k, src_j, src_i]
-
-    origin = np.asarray(ct.origin) + ct.direction @ (np.asarray(ct.spacing) * np.array([i0, j0, k0]))
+    square = body_centred_square(slab_body, (s_i, s_j), fov_mm)
+    (i0, j0), (size_i, size_j) = square["start_ij"], square["size_ij"]
+    (i_min, i_max), (j_min, j_max) = square["body_bbox_ij"]
+    cropped = crop_box(ct, (i0, j0, k0), (size_i, size_j, kept_k), pad_value)
+    origin = np.asarray(cropped.origin)
 
     def world_z(k):  # at the in-plane centre of the crop
         ijk = np.array([i0 + (size_i - 1) / 2.0, j0 + (size_j - 1) / 2.0, k])
         return ct.origin[2] + (ct.direction @ (np.asarray(ct.spacing) * ijk))[2]
 
-    cropped = dataclasses.replace(ct, array=out, origin=tuple(origin))
     info = {
         "fov_mm": fov_mm,
         "slab_mm": slab_mm,
@@ -517,14 +494,14 @@ def crop_ct_to_mr_fov(
         "bone_threshold_hu": float(bone_threshold_hu),
         "pad_value": float(pad_value),
         "landmark_z_mm": float(world_z(landmark_k)),
-        "body_bbox_ij": [[int(is_[0]), int(is_[-1])], [int(js[0]), int(js[-1])]],
+        "body_bbox_ij": [[i_min, i_max], [j_min, j_max]],
         "crop_start_ijk": [int(i0), int(j0), int(k0)],
         "crop_size_ijk": [int(size_i), int(size_j), int(kept_k)],
         "padded_ijk": [bool(i0 < 0 or i0 + size_i > n_i), bool(j0 < 0 or j0 + size_j > n_j), False],
         "slab_shorter_than_requested": bool(kept_k < size_k),
         "extent_mm_ijk": [size_i * s_i, size_j * s_j, kept_k * s_k],
         "shape_before": [int(n) for n in array.shape],
-        "shape_after": [int(n) for n in out.shape],
+        "shape_after": [int(n) for n in cropped.array.shape],
         "origin_before": [float(o) for o in ct.origin],
         "origin_after": [float(o) for o in origin],
     }
@@ -683,7 +660,11 @@ class PreprocessConfig:
         n4_shrink_factor: N4's in-plane shrink. Defaults to `4`.
         n4_iterations: N4's iterations per level. Defaults to `(50, 50, 30)`.
         crop_ct: crop CT to the MR-like field of view. Defaults to `True`.
-        fov_mm: in-plane field of view of the CT crop. Defaults to `320.0`.
+        frame_mr: crop MR in plane to the same ``fov_mm`` square centred on
+            its body (:func:`mr2ct.data.framing.frame_mr`), so both domains
+            show the body at the same place. Defaults to `True`.
+        fov_mm: in-plane field of view of the CT crop and the MR framing.
+            Defaults to `320.0`.
         slab_mm: craniocaudal slab of the CT crop. Defaults to `76.0`.
         slab_center: landmark of the slab (:class:`SlabCenter`).
             Defaults to `"bone"`.
@@ -698,6 +679,7 @@ class PreprocessConfig:
     n4_shrink_factor: int = 4
     n4_iterations: tuple = (50, 50, 30)
     crop_ct: bool = True
+    frame_mr: bool = True
     fov_mm: float = 320.0
     slab_mm: float = 76.0
     slab_center: SlabCenter = SlabCenter.BONE
@@ -726,12 +708,22 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping) -> "PreprocessConfig":
-        """The config :meth:`to_dict` wrote."""
-        return cls(**values)
+        """The config :meth:`to_dict` wrote.
+
+        A record written before a setting existed lacks its key; it takes the
+        value that reproduces what was done then (:data:`RECORD_LEGACY_VALUES`),
+        not today's default, so an old export preprocesses as it was trained.
+        """
+        return cls(**{**RECORD_LEGACY_VALUES, **values})
+
+
+# Settings added after preprocessing records were first written, with the behaviour before them:
+# MR slices kept the scanner's field of view.
+RECORD_LEGACY_VALUES = {"frame_mr": False}
 
 
 def preprocess_mr(volume: Volume, config: PreprocessConfig | None = None) -> tuple[np.ndarray, dict]:
-    """MR volume -> network slices: N4, resampling, percentile scaling.
+    """MR volume -> network slices: N4, framing on the body, resampling, percentile scaling.
 
     Args:
         volume: the MR volume, axial slices.
@@ -740,8 +732,9 @@ def preprocess_mr(volume: Volume, config: PreprocessConfig | None = None) -> tup
     Returns:
         ``(slices, record)``: ``float32`` array ``[K, H, W]`` in ``[-1, 1]`` and
         a JSON-serialisable record: ``modality``, ``source``, ``image_size``,
-        ``config``, ``input_geometry``, ``n4`` (info or ``None``), ``resample``,
-        ``output_geometry`` and ``mr_intensity`` (the fitted mapping).
+        ``config``, ``input_geometry``, ``n4`` (info or ``None``), ``framing``
+        (info or ``None``), ``resample``, ``output_geometry`` and
+        ``mr_intensity`` (the fitted mapping).
 
     Raises:
         InputError: the volume is invalid or its intensity is constant.
@@ -749,11 +742,14 @@ def preprocess_mr(volume: Volume, config: PreprocessConfig | None = None) -> tup
     config = PreprocessConfig() if config is None else config
     check_volume(volume)
     record = {"modality": "mr", "source": volume.path, "image_size": config.image_size,
-              "config": config.to_dict(), "input_geometry": geometry_record(volume), "n4": None}
+              "config": config.to_dict(), "input_geometry": geometry_record(volume), "n4": None,
+              "framing": None}
     if config.n4:
         volume, record["n4"] = n4_bias_correction(
             volume, shrink_factor=config.n4_shrink_factor, iterations=config.n4_iterations
         )
+    if config.frame_mr:
+        volume, record["framing"] = frame_mr(volume, fov_mm=config.fov_mm)
     volume, record["resample"] = resample_slices(volume, config.image_size, order=1)
     record["output_geometry"] = geometry_record(volume)
     try:

@@ -12,7 +12,8 @@ Per MR volume (the rows of ``metrics.csv``):
 * with a ground-truth CT on the MR grid (the phantom has one): ``mae_hu``,
   ``me_hu``, ``psnr_db``, ``ssim`` inside the body, and ``mae_bone_band_hu``
   in a band of +-2 voxels around bone boundaries (where the GC loss should
-  matter most), ``mi_ct_sct``, and, for reference, ``mi_mr_ct`` and
+  matter most), ``bone_dice``, the Dice of bone (sCT above 250 HU against CT
+  above 250 HU, inside the body), ``mi_ct_sct``, and, for reference, ``mi_mr_ct`` and
   ``gc_abs_mr_ct``, ``gc_mr_ct``: the MI and both GCs of the MR with the
   ground-truth CT, the values a perfect synthesis would have (the signed GC
   is negative there: many edges have opposite signs in T1 MR and CT, e.g. fat
@@ -59,6 +60,7 @@ from mr2ct.data.phantom import LABELS
 from mr2ct.errors import InputError, Mr2ctError
 from mr2ct.metrics import (
     dice,
+    dice_coefficient,
     mean_absolute_error,
     mean_error,
     mean_slice_gradient_correlation,
@@ -96,6 +98,11 @@ def _gc_columns(pair: str, a, b) -> dict:
     }
 
 
+def bone_dice(sct: np.ndarray, ct: np.ndarray, body: np.ndarray) -> float:
+    """Dice of bone, ``sct > BONE_HU`` against ``ct > BONE_HU``, inside ``body`` (NaN if neither has bone)."""
+    return dice_coefficient((sct > BONE_HU) & body, (ct > BONE_HU) & body)
+
+
 def evaluate_volume(mr, sct, ct=None) -> dict:
     """Metrics of one synthesized CT (arrays on the MR grid, CT in HU)."""
     mr, sct = np.asarray(mr, np.float64), np.asarray(sct, np.float64)
@@ -115,6 +122,7 @@ def evaluate_volume(mr, sct, ct=None) -> dict:
             psnr_db=psnr(sct, ct, mask=body_ct),
             ssim=ssim(sct, ct, mask=body_ct),
             mae_bone_band_hu=mean_absolute_error(sct, ct, band) if band.any() else float("nan"),
+            bone_dice=bone_dice(sct, ct, body_ct),
             mi_mr_ct=mean_slice_mutual_information(mr, ct, mask=body),
             **_gc_columns("mr_ct", mr, ct),
         )

@@ -88,6 +88,7 @@ def build_preprocess_config(config: Config):
         n4=p.n4,
         n4_shrink_factor=p.n4_shrink_factor,
         crop_ct=p.crop_ct,
+        frame_mr=p.frame_mr,
         fov_mm=p.fov_mm,
         slab_mm=p.slab_mm,
     )
