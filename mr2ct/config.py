@@ -60,10 +60,18 @@ class DataConfig:
     """Slices and batches."""
 
     image_size: int = 256
+    # CycleGAN training on random crop_size x crop_size crops of the image_size slices (0: whole
+    # slices, the paper); the generators are fully convolutional and translate whole slices.
+    crop_size: int = 0
     batch_size: int = 1  # global batch, split over replicas
     shuffle_buffer: int = 2048
     augment: bool = False  # resize-and-random-crop and flips (off in the paper)
     seed: int = 0
+
+    @property
+    def train_size(self) -> int:
+        """Side of the CycleGAN's training images: the crop, or the whole slice."""
+        return self.crop_size or self.image_size
 
 
 @dataclasses.dataclass
@@ -162,6 +170,10 @@ class Config:
         checks = [
             (self.data.image_size >= 16 and self.data.image_size % 16 == 0,
              f"data.image_size must be a multiple of 16, at least 16. Received: {self.data.image_size}"),
+            (self.data.crop_size == 0 or (self.data.crop_size >= 16 and self.data.crop_size % 16 == 0
+                                          and self.data.crop_size <= self.data.image_size),
+             "data.crop_size must be 0 (whole slices) or a multiple of 16 from 16 to data.image_size. "
+             f"Received: {self.data.crop_size} (image_size {self.data.image_size})"),
             (self.data.batch_size >= 1, f"data.batch_size must be >= 1. Received: {self.data.batch_size}"),
             (self.loss.lambda_cycle >= 0 and self.loss.lambda_gc >= 0 and self.loss.lambda_identity >= 0,
              "loss weights must be non-negative"),

@@ -132,8 +132,9 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
     rows = evaluate_folders(os.path.join(split, "test_mr"), sct_dir, eval_dir,
                             ct_on_mr_grid_dir=os.path.join(split, "test_ct_on_mr_grid"))
     for row in rows:
-        echo(f"{row['subject']}: MI(MR, sCT) {row['mi_mr_sct']:.3f}  MAE {row['mae_hu']:.0f} HU  "
-             f"ME {row['me_hu']:+.0f} HU  PSNR {row['psnr_db']:.1f} dB  SSIM {row['ssim']:.3f}")
+        echo(f"{row['subject']}: MAE {row['mae_hu']:.0f} HU  ME {row['me_hu']:+.0f} HU  PSNR {row['psnr_db']:.1f} dB  "
+             f"SSIM {row['ssim']:.3f}  bone Dice {row['bone_dice']:.3f}  bone-edge MAE {row['mae_bone_band_hu']:.0f} HU  "
+             f"MI(MR, sCT) {row['mi_mr_sct']:.3f}  GC|abs|(MR, sCT) {row['gc_abs_mr_sct']:.3f}")
     results = {
         "phantom_montage": os.path.join(phantom_dir, "montage.png"),
         "run": run_dir,

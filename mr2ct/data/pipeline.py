@@ -108,6 +108,20 @@ def augment_slice(image, label=None, seed=(0, 0)):
     return image, label
 
 
+def random_crop(image, crop_size, seed=(0, 0)):
+    """A random ``crop_size`` x ``crop_size`` window of an ``[S, S, C]`` slice (stateless)."""
+    size = tf.shape(image)[0]
+    offsets = tf.random.stateless_uniform([2], tf.cast(seed, tf.int64), 0, size - crop_size + 1, dtype=tf.int32)
+    return tf.image.crop_to_bounding_box(image, offsets[0], offsets[1], crop_size, crop_size)
+
+
+def _cropped(ds, seed, crop_size):
+    def fn(index, image):
+        return random_crop(image, crop_size, tf.stack([tf.cast(seed, tf.int64), index]))
+
+    return ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE)
+
+
 def _augmented(ds, seed, keys):
     def fn(index, item):
         image, label = augment_slice(item["image"], item.get("label"), tf.stack([tf.cast(seed, tf.int64), index]))
@@ -121,9 +135,9 @@ def _augmented(ds, seed, keys):
 
 def unpaired_dataset(
     prepared_dir, image_size, batch_size, *, shuffle_buffer=2048, seed=0, augment=False,
-    deterministic=False, repeat=True,
+    deterministic=False, repeat=True, crop_size=None,
 ):
-    """Batches of unrelated MR and CT slices for CycleGAN training.
+    """Batches of unrelated MR and CT slices (or random crops of them) for CycleGAN training.
 
     Args:
         prepared_dir: a folder written by ``mr2ct prepare``.
@@ -135,14 +149,22 @@ def unpaired_dataset(
         deterministic: the order depends on ``seed`` alone (reading stays
             parallel but results are kept in order). Defaults to `False`.
         repeat: repeat forever. Defaults to `True`.
+        crop_size: give ``[B, crop_size, crop_size, 1]`` random crops, a new
+            window for every slice drawn (after ``augment``). Defaults to
+            `None`: whole slices.
     """
+    if crop_size is not None and not 1 <= int(crop_size) <= int(image_size):
+        raise ValueError(f"crop_size must be between 1 and image_size ({image_size}). Received: {crop_size}")
     streams = {}
     for offset, modality in enumerate(("mr", "ct")):
         ds = _slices(list_shards(prepared_dir, modality), image_size, seed=seed + offset,
                      shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=repeat, with_label=False)
         if augment:
             ds = _augmented(ds, seed + 10 + offset, ("image",))
-        streams[modality] = ds.map(lambda item: item["image"])
+        images = ds.map(lambda item: item["image"])
+        if crop_size is not None:
+            images = _cropped(images, seed + 20 + offset, int(crop_size))
+        streams[modality] = images
     ds = tf.data.Dataset.zip(streams).batch(batch_size, drop_remainder=True)
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
 

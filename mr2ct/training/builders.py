@@ -38,8 +38,8 @@ def build_discriminator(config: Config, name: str) -> PatchDiscriminator:
 
 
 def build_cyclegan(config: Config) -> CycleGAN:
-    """The CycleGAN of ``config`` (call under the strategy's scope)."""
-    size = config.data.image_size
+    """The CycleGAN of ``config`` (call under the strategy's scope); its pools hold training crops."""
+    size = config.data.train_size
     return CycleGAN(
         generator_mr_to_ct=build_generator(config, "generator_mr_to_ct"),
         generator_ct_to_mr=build_generator(config, "generator_ct_to_mr"),

@@ -127,6 +127,7 @@ def train_cyclegan(
                 shuffle_buffer=config.data.shuffle_buffer,
                 seed=config.data.seed + start,
                 augment=config.data.augment,
+                crop_size=config.data.crop_size or None,
                 deterministic=True,
             ),
             run_dir=run_dir,

@@ -272,3 +272,33 @@ def test_a_folder_without_shards_is_a_clear_error(tmp_path, make, modality, word
             unpaired_dataset(folder, SIZE, 2)
     assert info.value.path == os.path.join(folder, "records", modality)
     assert str(info.value) == f"{info.value.path}: {words}"
+
+
+# --------------------------------------------------------------------------- random crops
+
+
+def test_random_crops_are_windows_of_the_stored_slices(handmade):
+    crop = 8
+    out = batches(unpaired_dataset(handmade, SIZE, 4, shuffle_buffer=64, deterministic=True, repeat=False,
+                                   crop_size=crop))
+    whole = [slice_image(i) for i in range(SUBJECTS * SLICES)]
+    offsets = set()
+    for batch in out:
+        for modality in ("mr", "ct"):
+            assert batch[modality].shape == (4, crop, crop, 1)
+            for image in batch[modality][..., 0]:
+                found = [(i, r, c) for i, w in enumerate(whole) for r in range(SIZE - crop + 1)
+                         for c in range(SIZE - crop + 1) if np.array_equal(w[r:r + crop, c:c + crop], image)]
+                assert found, "a crop that is no window of any stored slice"
+                offsets.add(found[0][1:])
+    assert len(offsets) > 3  # windows move
+
+
+def test_random_crops_repeat_for_a_seed_and_are_checked(handmade):
+    make = lambda seed: batches(unpaired_dataset(handmade, SIZE, 2, shuffle_buffer=8, seed=seed,  # noqa: E731
+                                                 deterministic=True, crop_size=8), 3)
+    first, again, other = make(4), make(4), make(5)
+    np.testing.assert_array_equal(first[2]["mr"], again[2]["mr"])
+    assert not np.array_equal(first[2]["mr"], other[2]["mr"])
+    with pytest.raises(ValueError, match="crop_size"):
+        unpaired_dataset(handmade, SIZE, 2, crop_size=SIZE + 1)
