@@ -95,12 +95,22 @@ def dice_boxplots(groups, path, keys=None):
     _save(fig, path)
 
 
-def synthesis_montage(examples, path):
-    """Rows of MR | synthesized CT | ground-truth CT | error at the middle slice."""
+# Where the montage's slices sit in the MR slab (fraction of its slices from the first): the middle
+# (femoral heads and acetabula on a hip MR) and higher up (the sacrum and the iliac wings).
+MONTAGE_SLICES = (0.5, 0.85)
+
+
+def synthesis_montage(examples, path, slices=MONTAGE_SLICES):
+    """Rows of MR | synthesized CT | ground-truth CT | error, one per subject and slice.
+
+    ``slices``: positions in the slab, as fractions of its slice count.
+    Defaults to `MONTAGE_SLICES` (the middle and a cranial slice).
+    """
     columns = 4 if any(e[3] is not None for e in examples) else 2
-    fig, axes = plt.subplots(len(examples), columns, figsize=(2.6 * columns, 2.6 * len(examples)), squeeze=False)
-    for row, (subject, mr, sct, ct) in zip(axes, examples):
-        k = mr.shape[0] // 2
+    rows = [(subject, mr, sct, ct, min(mr.shape[0] - 1, int(round(f * (mr.shape[0] - 1)))))
+            for subject, mr, sct, ct in examples for f in slices]
+    fig, axes = plt.subplots(len(rows), columns, figsize=(2.6 * columns, 2.6 * len(rows)), squeeze=False)
+    for row, (subject, mr, sct, ct, k) in zip(axes, rows):
         panels = [(mr[k], "MR", "gray", None), (sct[k], "synthesized CT", "gray", (-250, 750))]
         if columns == 4:
             panels += [(ct[k] if ct is not None else np.zeros_like(mr[k]), "ground-truth CT", "gray", (-250, 750)),
@@ -108,7 +118,7 @@ def synthesis_montage(examples, path):
         for ax, (image, title, cmap, window) in zip(row, panels):
             kwargs = {} if window is None else {"vmin": window[0], "vmax": window[1]}
             shown = ax.imshow(image, cmap=cmap, **kwargs)
-            ax.set_title(f"{subject}: {title}" if title == "MR" else title, fontsize=8)
+            ax.set_title(f"{subject} slice {k}: {title}" if title == "MR" else title, fontsize=8)
             ax.axis("off")
             if cmap == "coolwarm":
                 fig.colorbar(shown, ax=ax, fraction=0.046)
