@@ -31,7 +31,7 @@ The anatomy is rendered onto two scanner grids (identity direction, LPS world:
 samples every voxel on a finer sub-grid and averages, so edges have partial
 volume; at paper size a small Gaussian point-spread function does that job.
 
-Labels (``LABELS``) are per structure (a bone's label covers its cortex and
+Labels (``LABELS``, from :mod:`mr2ct.labels`) are per structure (a bone's label covers its cortex and
 its marrow); tissue classes (``TISSUES``) are what the intensities are made of.
 The 22 structures are the paper's (19 muscles, pelvis, femur, sacrum), so
 ``NUM_CLASSES`` is 23 with background; left and right share a label.
@@ -60,48 +60,23 @@ from mr2ct._atomic import atomic_write_text
 
 from mr2ct.data.volume import Volume
 from mr2ct.errors import InputError
+from mr2ct.labels import (  # noqa: F401  (the label names are re-exported from here too)
+    BONES,
+    EVALUATED_STRUCTURES,
+    FEMUR,
+    GLUTEUS_MAXIMUS,
+    GLUTEUS_MEDIUS,
+    GLUTEUS_MINIMUS,
+    LABEL_VALUES,
+    LABELS,
+    MUSCLES,
+    NUM_CLASSES,
+    PELVIS,
+    SACRUM,
+    label_colours,
+)
 
 # --------------------------------------------------------------------------- tables
-
-LABELS = {
-    0: "background",
-    1: "pelvis",
-    2: "femur",
-    3: "sacrum",
-    4: "gluteus_maximus",
-    5: "gluteus_medius",
-    6: "gluteus_minimus",
-    7: "tensor_fasciae_latae",
-    8: "piriformis",
-    9: "iliacus",
-    10: "psoas_major",
-    11: "obturator_internus",
-    12: "obturator_externus",
-    13: "gemelli",
-    14: "quadratus_femoris",
-    15: "sartorius",
-    16: "rectus_femoris",
-    17: "vastus_lateralis",
-    18: "vastus_medialis_intermedius",
-    19: "pectineus",
-    20: "adductors",  # longus, brevis and magnus
-    21: "gracilis",
-    22: "hamstrings",  # semimembranosus, semitendinosus, biceps femoris
-}
-"""Label value -> structure name. Left and right share a label."""
-
-_ID = {name: value for value, name in LABELS.items()}
-PELVIS = _ID["pelvis"]
-FEMUR = _ID["femur"]
-SACRUM = _ID["sacrum"]
-GLUTEUS_MAXIMUS = _ID["gluteus_maximus"]
-GLUTEUS_MEDIUS = _ID["gluteus_medius"]
-GLUTEUS_MINIMUS = _ID["gluteus_minimus"]
-BONES = (PELVIS, FEMUR, SACRUM)
-MUSCLES = tuple(v for v in LABELS if v not in BONES and v != 0)
-EVALUATED_STRUCTURES = (PELVIS, FEMUR, GLUTEUS_MEDIUS, GLUTEUS_MINIMUS)
-"""The four structures labelled in the paper's MR evaluation set (section 2.1)."""
-NUM_CLASSES = len(LABELS)
 
 
 class Tissue(enum.IntEnum):
@@ -695,7 +670,7 @@ def build_anatomy(params: SubjectParameters) -> Anatomy:
         def muscle(name, points, radii, normal, tissue=Tissue.MUSCLE, label=None, inflate=1.2):
             # inflated muscles overlap and share the space by distance; the
             # ones lining the pelvic cavity keep their size so the cavity stays fat
-            lab = _ID[name] if label is None else label
+            lab = LABEL_VALUES[name] if label is None else label
             g = bulk * jitter[lab] * inflate
             scaled = [(a * s * g, t * s * g) for a, t in radii]
             return _Structure(f"{name}_{side}", lab, tissue, _tube(points, scaled, normal), blend=6.0)
@@ -1452,17 +1427,6 @@ def _montage_slices(subject: PhantomSubject) -> dict:
         "mr_spacing": subject.mr.spacing,
         "ct_spacing": subject.ct.spacing,
     }
-
-
-def label_colours() -> np.ndarray:
-    """RGBA colour per label (background transparent), for overlays."""
-    from matplotlib import colormaps
-
-    colours = np.concatenate([colormaps["tab20"](np.arange(20)), colormaps["tab20b"](np.arange(0, 20, 2))])
-    table = np.zeros((NUM_CLASSES, 4))
-    table[1:] = colours[: NUM_CLASSES - 1]
-    table[1:, 3] = 1.0
-    return table
 
 
 def write_montage(slices: list, path: str | os.PathLike) -> str:

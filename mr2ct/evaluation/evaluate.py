@@ -51,8 +51,8 @@ from scipy import ndimage
 
 from mr2ct._atomic import atomic_write_json, atomic_write_text
 from mr2ct.data.io import list_volumes, read_volume, subject_id, write_volume
-from mr2ct.data.phantom import LABELS
 from mr2ct.errors import InputError, Mr2ctError
+from mr2ct.labels import LABELS
 from mr2ct.metrics import dice, mean_absolute_error, mean_error, mean_slice_mutual_information, psnr, ssim
 
 BODY_HU = -500.0
