@@ -75,7 +75,8 @@ import numpy as np
 
 from mr2ct._atomic import atomic_write_json, atomic_write_text
 from mr2ct.config import Config, preset
-from mr2ct.data.phantom import link_subjects, subject_name
+from mr2ct.data.folders import link_subjects
+from mr2ct.data.phantom import subject_name
 from mr2ct.errors import ConfigError, Mr2ctError
 from mr2ct.evaluation.plots import LABELS as METRIC_LABELS
 from mr2ct.labels import EVALUATED_STRUCTURES, LABELS
