@@ -56,7 +56,8 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
 
     ``sizes`` replaces the plan ``quick`` selects (the tests run a tiny one).
     """
-    from mr2ct.data.phantom import link_subjects, write_phantom_dataset
+    from mr2ct.data.folders import link_subjects
+    from mr2ct.data.phantom import write_phantom_dataset
     from mr2ct.data.prepare import prepare_dataset
     from mr2ct.evaluation.evaluate import evaluate_folders
     from mr2ct.export import export_run

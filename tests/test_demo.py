@@ -7,7 +7,6 @@ import numpy as np
 
 from mr2ct.config import preset
 from mr2ct.data.io import read_volume
-from mr2ct.data.phantom import link_subjects
 from mr2ct.demo import DemoPlan, plan, run_demo
 from mr2ct.evaluation.evaluate import read_table
 
@@ -35,16 +34,6 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(tmp_path):
     run_demo(tmp_path / "demo", sizes=sizes, echo=again.append)
     assert "already generated" in again and any(line.startswith("already exported") for line in again)
     assert sorted(os.listdir(tmp_path / "demo" / "saved_models" / "mr2ct")) == ["1"]
-
-
-def test_link_subjects_links_and_keeps_existing(tmp_path):
-    (tmp_path / "src").mkdir()
-    for name in ("a", "b"):
-        (tmp_path / "src" / f"{name}.nii.gz").write_bytes(name.encode())
-    link_subjects(tmp_path / "src", tmp_path / "dst", ["a"])
-    link_subjects(tmp_path / "src", tmp_path / "dst", ["a", "b"])
-    assert sorted(os.listdir(tmp_path / "dst")) == ["a.nii.gz", "b.nii.gz"]
-    assert (tmp_path / "dst" / "b.nii.gz").read_bytes() == b"b"
 
 
 def test_plans():

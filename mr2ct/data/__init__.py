@@ -5,7 +5,9 @@ and ``mr2ct.data.pipeline`` are imported where needed.
 """
 
 from mr2ct.data.io import list_volumes, read_volume, subject_id, write_dicom_series, write_volume
-from mr2ct.data.phantom import (
+from mr2ct.data.phantom import PhantomSubject, generate_subject, write_phantom_dataset
+from mr2ct.data.volume import Volume
+from mr2ct.labels import (
     EVALUATED_STRUCTURES,
     FEMUR,
     GLUTEUS_MEDIUS,
@@ -14,11 +16,7 @@ from mr2ct.data.phantom import (
     NUM_CLASSES,
     PELVIS,
     SACRUM,
-    PhantomSubject,
-    generate_subject,
-    write_phantom_dataset,
 )
-from mr2ct.data.volume import Volume
 
 __all__ = [
     "EVALUATED_STRUCTURES",

@@ -24,7 +24,7 @@ Per MR volume (the rows of ``metrics.csv``):
   (:class:`~mr2ct.serving.segment.VolumeSegmenter`: U-Net on synthesized CT
   and MR) and ``dice_<structure>`` is the Dice of each structure present in
   the ground truth of any subject (names from
-  :data:`mr2ct.data.phantom.LABELS`), ``dice_mean`` their mean. A structure
+  :data:`mr2ct.labels.LABELS`), ``dice_mean`` their mean. A structure
   in neither map of a subject scores NaN there (left out of the mean), one in
   only one map 0. The predicted labels are written to ``labels/``;
 * with real CT volumes and a CT-to-MR generator: ``mi_ct_smr``, see below,
@@ -56,8 +56,8 @@ from scipy import ndimage
 
 from mr2ct._atomic import atomic_write_json, atomic_write_text
 from mr2ct.data.io import list_volumes, read_volume, subject_id, write_volume
-from mr2ct.data.phantom import LABELS
 from mr2ct.errors import InputError, Mr2ctError
+from mr2ct.labels import LABELS
 from mr2ct.metrics import (
     dice,
     dice_coefficient,
@@ -130,7 +130,7 @@ def evaluate_volume(mr, sct, ct=None) -> dict:
 
 
 def structure_name(label: int) -> str:
-    """The name of a label value (:data:`mr2ct.data.phantom.LABELS`), or ``label_<n>`` for others."""
+    """The name of a label value (:data:`mr2ct.labels.LABELS`), or ``label_<n>`` for others."""
     return LABELS.get(int(label), f"label_{int(label)}")
 
 

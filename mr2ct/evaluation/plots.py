@@ -142,7 +142,7 @@ def condition_montage(subject, mr, ct, labels, conditions, path):
     """
     from matplotlib.colors import ListedColormap
 
-    from mr2ct.data.phantom import NUM_CLASSES, label_colours
+    from mr2ct.labels import NUM_CLASSES, label_colours
 
     k = mr.shape[0] // 2
     columns = len(conditions) + 2

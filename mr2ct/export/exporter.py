@@ -21,7 +21,7 @@ or a segmentation run given as the run itself) the same SavedModel also has
 
 plus ``segmenter.keras`` (``predict`` gives ``{"labels", "probabilities"}``)
 and, in ``mr2ct_export.json``, a ``segmentation`` section with the label
-table (:data:`mr2ct.data.phantom.LABELS`). A segmentation run stores the
+table (:data:`mr2ct.labels.LABELS`). A segmentation run stores the
 generators it was trained behind; ``segment`` always uses those. When they
 differ from the exported CycleGAN's (the CycleGAN trained on after the
 segmentation run started, or another run), ``serving_default`` and
@@ -161,7 +161,7 @@ def check_segmentation_fits(seg_dir, image_size: int, preprocessing: dict) -> No
 
 
 def _label_table(num_classes: int) -> dict:
-    from mr2ct.data.phantom import LABELS
+    from mr2ct.labels import LABELS
 
     if num_classes != len(LABELS):
         raise Mr2ctError(f"the U-Net has {num_classes} classes but the label table {len(LABELS)}")

@@ -7,7 +7,7 @@ synthesizes CT, the U-Net takes ``concat([synthesized CT, MR])`` (channel 0
 CT-like, channel 1 MR-like, as in training) and the argmax of its logits is
 the label. The label slices go back onto the MR's own grid (shape, spacing,
 origin and direction of the input) with nearest-neighbour resampling and are
-written as uint8, one label per structure (:data:`mr2ct.data.phantom.LABELS`).
+written as uint8, one label per structure (:data:`mr2ct.labels.LABELS`).
 
 An export with segmentation (``mr2ct export --segmentation``) does the
 network part in its ``segment`` signature, so the same volumes can be

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from mr2ct._atomic import atomic_write_json, read_json
 from mr2ct.config import Config
-from mr2ct.data.phantom import NUM_CLASSES
+from mr2ct.labels import NUM_CLASSES
 from mr2ct.errors import ConfigError, InputError, Mr2ctError
 from mr2ct.models import SynthesisSegmenter
 from mr2ct.training import builders

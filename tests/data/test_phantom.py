@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 
@@ -5,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from mr2ct import labels
 from mr2ct.data import phantom as ph
 from mr2ct.data.io import read_volume
 from mr2ct.errors import InputError
@@ -41,13 +43,13 @@ def dice(a, b):
 # ----------------------------------------------------------------- tables and grids
 
 
-def test_label_table():
-    assert sorted(ph.LABELS) == list(range(ph.NUM_CLASSES))
-    assert ph.NUM_CLASSES == 23 and ph.LABELS[0] == "background"
-    assert len(set(ph.LABELS.values())) == ph.NUM_CLASSES
-    assert len(ph.MUSCLES) == 19 and set(ph.BONES) == {ph.PELVIS, ph.FEMUR, ph.SACRUM}
-    names = [ph.LABELS[v] for v in ph.EVALUATED_STRUCTURES]
-    assert names == ["pelvis", "femur", "gluteus_medius", "gluteus_minimus"]
+def test_label_table_is_re_exported():
+    for name in ("LABELS", "NUM_CLASSES", "BONES", "MUSCLES", "EVALUATED_STRUCTURES", "PELVIS", "FEMUR", "SACRUM",
+                 "GLUTEUS_MAXIMUS", "GLUTEUS_MEDIUS", "GLUTEUS_MINIMUS", "label_colours"):
+        assert getattr(ph, name) is getattr(labels, name)
+
+
+def test_structure_tissues():
     assert set(ph.STRUCTURE_TISSUES) == set(ph.LABELS) - {0}
     assert all(t in ph.TISSUES.values() for ts in ph.STRUCTURE_TISSUES.values() for t in ts)
 
@@ -272,3 +274,46 @@ def test_bad_arguments(tmp_path, call, error):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(error):
         call(tmp_path)
+
+
+# ----------------------------------------------------------------- bit-identity
+
+# sha256 of the arrays and of the grids (spacing, origin, direction as float64)
+# of subject 2, seed 5, small size, recorded from the code before the phantom
+# was split into a package (issue 15): a refactor must not change a voxel.
+# NumPy or SciPy releases that change float rounding would change them too.
+RECORDED_SUBJECT = dict(index=2, seed=5, size="small")
+RECORDED_PARAMETERS = "839c49039eb3a90294435dfd83a35e1bbb90049cebae16934308f124d1c0c08b"
+RECORDED_GRIDS = {  # sha256 of spacing, origin and direction as float64
+    "mr": "344db6dd2431f6729412d66ed46baaf169ae53c2197b986ab5b20eb5e8691771",
+    "ct": "fd90567d35e47b255d5a5b96f5410f9a501fded3d4d5669d385a03767749652d",
+}
+RECORDED_VOLUMES = [
+    # folder, grid, dtype, shape (k, j, i), sha256 of the array bytes
+    ("mr", "mr", "float32", (8, 64, 64), "34aa25977152e86d5aba3fbdc835b211d6ba490883eefeb1aaa99720d7fa0743"),
+    ("ct", "ct", "float32", (12, 96, 96), "db7ac6cc8cff815d22a3cab11f46d68e617861259a94a98b35074729fea6a969"),
+    ("ct_on_mr_grid", "mr", "float32", (8, 64, 64), "6b31a9f6fa3d5ea076ed755e5618eac0d40ebfcaf987716bfd826c40bdc8d664"),
+    ("labels_mr", "mr", "uint8", (8, 64, 64), "6ba1538ee7b5a77c46e2a4593e2ec265de54e37afe9318333c107ea46d605f5d"),
+    ("labels_ct", "ct", "uint8", (12, 96, 96), "4ebd9db50840907e2117df88c0292ee434877ad46cec0c9e83d372bb3951b444"),
+]
+
+
+@pytest.fixture(scope="module")
+def recorded_subject():
+    return ph.generate_subject(**RECORDED_SUBJECT)
+
+
+def test_small_subject_parameters_match_recorded_hash(recorded_subject):
+    text = json.dumps(recorded_subject.parameters.to_dict(), sort_keys=True)
+    assert hashlib.sha256(text.encode()).hexdigest() == RECORDED_PARAMETERS
+
+
+@pytest.mark.parametrize("folder, grid, dtype, shape, array_sha256", RECORDED_VOLUMES)
+def test_small_subject_volumes_match_recorded_hashes(recorded_subject, folder, grid, dtype, shape, array_sha256):
+    volume = getattr(recorded_subject, folder)
+    array = np.ascontiguousarray(volume.array)
+    assert (str(array.dtype), array.shape) == (dtype, shape)
+    assert hashlib.sha256(array.tobytes()).hexdigest() == array_sha256
+    geometry = np.concatenate([np.asarray(g, dtype=np.float64).ravel()
+                               for g in (volume.spacing, volume.origin, volume.direction)])
+    assert hashlib.sha256(geometry.tobytes()).hexdigest() == RECORDED_GRIDS[grid]

@@ -10,11 +10,12 @@ import pytest
 from mr2ct.data import records
 from mr2ct.data.intensity import CTIntensity
 from mr2ct.data.io import read_volume, write_volume
-from mr2ct.data.phantom import LABELS, write_phantom_dataset
+from mr2ct.data.phantom import write_phantom_dataset
 from mr2ct.data.prepare import prepare_dataset
 from mr2ct.data.preprocess import PreprocessConfig
 from mr2ct.data.volume import Volume
 from mr2ct.errors import InputError, Mr2ctError
+from mr2ct.labels import LABELS
 
 CONFIG = PreprocessConfig(image_size=32, n4_shrink_factor=1)
 SUBJECTS = ["subject_000", "subject_001"]

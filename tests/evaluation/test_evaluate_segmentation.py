@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mr2ct.data.intensity import CTIntensity
 from mr2ct.data.io import write_volume
-from mr2ct.data.phantom import FEMUR, GLUTEUS_MEDIUS, GLUTEUS_MINIMUS, PELVIS, generate_subject
+from mr2ct.data.phantom import generate_subject
 from mr2ct.data.preprocess import PreprocessConfig
 from mr2ct.errors import InputError, Mr2ctError
 from mr2ct.evaluation.evaluate import (
@@ -20,6 +20,7 @@ from mr2ct.evaluation.evaluate import (
     evaluate_synthetic_mr,
     read_table,
 )
+from mr2ct.labels import FEMUR, GLUTEUS_MEDIUS, GLUTEUS_MINIMUS, PELVIS
 from mr2ct.serving.mr_synthesizer import MRSynthesizer
 from mr2ct_cli.main import cli
 

@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 import mr2ct.models  # noqa: F401  (registers the layers for load_model)
-from mr2ct.data.phantom import LABELS, NUM_CLASSES
 from mr2ct.errors import InputError
 from mr2ct.export import EXPORT_FILE, SEGMENTER_FILE, export_run
+from mr2ct.labels import LABELS, NUM_CLASSES
 from mr2ct.training.segmentation import load_segmentation_run
 
 from run_fixtures import make_run

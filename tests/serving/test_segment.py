@@ -7,9 +7,9 @@ import pytest
 from seg_fixtures import mr_volume_path, segmentation_run
 
 from mr2ct.data.io import read_volume
-from mr2ct.data.phantom import NUM_CLASSES
 from mr2ct.data.preprocess import preprocess_mr
 from mr2ct.errors import InputError
+from mr2ct.labels import NUM_CLASSES
 from mr2ct.serving.segment import VolumeSegmenter, segment_paths
 
 
