@@ -35,6 +35,9 @@ def _save(fig, path):
     os.replace(tmp, path)
 
 
+BOXPLOTS_PER_ROW = 7
+
+
 def metric_boxplots(rows, path, groups=None, keys=None):
     """One box plot per metric; ``groups`` maps a group name to its rows (else one group).
 
@@ -44,8 +47,13 @@ def metric_boxplots(rows, path, groups=None, keys=None):
     groups = groups or {"": rows}
     if keys is None:
         keys = [k for k in LABELS if all(k in r for rs in groups.values() for r in rs)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys) + 0.4 * len(groups), 3.4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    columns = min(len(keys), BOXPLOTS_PER_ROW)
+    n_rows = -(-len(keys) // columns)
+    fig, axes = plt.subplots(n_rows, columns, figsize=(3.0 * columns + 0.4 * len(groups), 3.4 * n_rows),
+                             squeeze=False)
+    for ax in axes.ravel()[len(keys):]:
+        ax.axis("off")
+    for ax, key in zip(axes.ravel(), keys):
         data = [[r[key] for r in rs if np.isfinite(r[key])] for rs in groups.values()]
         ax.boxplot(data, tick_labels=list(groups) if len(groups) > 1 else [""], showmeans=True)
         ax.set_title(LABELS.get(key, key), fontsize=9)
