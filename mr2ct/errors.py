@@ -32,3 +32,7 @@ class InputError(Mr2ctError, ValueError):
 
 class ConfigError(Mr2ctError, ValueError):
     """A configuration value or override is invalid."""
+
+
+class ClusterError(Mr2ctError):
+    """A multi-worker run lost one of its workers, or its cluster does not fit the run."""

@@ -7,10 +7,13 @@
   batches of labelled slices, for segmentation.
 
 Shards are interleaved, batches have a static size (``drop_remainder``) and
-are prefetched. The datasets shard by data under ``tf.distribute``
-(``AutoShardPolicy.DATA``), which works for MirroredStrategy and
-MultiWorkerMirroredStrategy alike. ``deterministic=True`` fixes every order
-for tests.
+are prefetched. ``batch_size`` is the global batch. Under ``tf.distribute``
+the datasets shard by data (``AutoShardPolicy.DATA``), which works for
+MirroredStrategy and MultiWorkerMirroredStrategy alike: every worker runs the
+whole pipeline and ``experimental_distribute_dataset`` keeps each worker's
+own part of every global batch, so with the same seeds N workers train on the
+global batches one process would. ``deterministic=True`` fixes every order
+(tests, and the workers of one run, which must agree on it).
 """
 
 from __future__ import annotations

@@ -7,20 +7,33 @@ every K steps (never half-written: TensorFlow writes checkpoint files under
 temporary names and updates the index atomically), exact resume from the
 latest checkpoint, a checkpoint on SIGINT/SIGTERM before exiting, TensorBoard
 scalars, a progress line with the losses and an ETA, and ``status.json``.
+
+Under ``MultiWorkerMirroredStrategy`` it follows TensorFlow's multi-worker
+contract (see :mod:`mr2ct.training.cluster`): every worker restores the
+chief's latest checkpoint, runs every step and every save (a save is
+collective); only the chief writes into the run folder (checkpoints,
+summaries, image summaries, ``status.json``) and prints progress, the other
+workers save into a temporary folder of their own, removed after each save. A
+stop request on any worker stops all of them at the same step, and a lost
+worker stops the others with a :class:`~mr2ct.errors.ClusterError` that names
+it (TensorFlow's coordination service notices a dead peer within seconds).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 
 import tensorflow as tf
 
 from mr2ct._atomic import atomic_write_json
-from mr2ct.errors import Mr2ctError
+from mr2ct.errors import ClusterError, Mr2ctError
+from mr2ct.training.cluster import PEER_FAILURES, lost_worker_error, worker_role
 from mr2ct.training.progress import Progress
 from mr2ct.training.tracking import checkpoint_items
 
@@ -67,7 +80,7 @@ class TrainingLoop:
             writer; ``samples`` is the run's first global batch, the same at
             every call. Defaults to `None`.
         image_every: steps between ``on_summary`` calls. Defaults to `1000`.
-        progress: print a progress line. Defaults to `True`.
+        progress: print a progress line (on the chief). Defaults to `True`.
     """
 
     def __init__(
@@ -100,13 +113,17 @@ class TrainingLoop:
         self.on_summary = on_summary
         self.image_every = int(image_every)
         self.progress = progress
+        self.role = worker_role(strategy)
+        self.checkpoint_dir = os.path.join(self.run_dir, "checkpoints")
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(
             step=self.step, **checkpoint_items(model=model, **(checkpoint_objects or {}))
         )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(self.run_dir, "checkpoints"), max_to_keep=keep_checkpoints
+        # Only the chief manages the run's checkpoints; the others save into throwaway folders.
+        self.manager = (
+            tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir, max_to_keep=keep_checkpoints)
+            if self.role.is_chief else None
         )
         self._stop = threading.Event()
         self._restored_step = None
@@ -125,10 +142,10 @@ class TrainingLoop:
         return run_steps
 
     def restore(self) -> int:
-        """Restore the latest checkpoint if there is one; returns the step restored."""
+        """Restore the (chief's) latest checkpoint if there is one; returns the step restored."""
         if self._restored_step is not None:
             return self._restored_step
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
         if latest is None:
             self._restored_step = 0
             return 0
@@ -143,17 +160,31 @@ class TrainingLoop:
         return self._restored_step
 
     def save(self):
-        self.manager.save(checkpoint_number=int(self.step.numpy()))
-        self._write_status()
+        """Save a checkpoint at the current step: into the run folder on the chief, a temporary one elsewhere.
+
+        Every worker must call this at the same step: a save is collective.
+        """
+        step = int(self.step.numpy())
+        if self.manager is not None:
+            self.manager.save(checkpoint_number=step)
+            self._write_status()
+            return
+        folder = tempfile.mkdtemp(prefix=f"mr2ct-{self.role.task_type}{self.role.task_id}-checkpoint-")
+        try:
+            tf.train.CheckpointManager(self.checkpoint, folder, max_to_keep=1).save(checkpoint_number=step)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _write_status(self, state="running"):
+        if not self.role.is_chief:
+            return
         atomic_write_json(
             os.path.join(self.run_dir, "status.json"),
             {
                 "step": int(self.step.numpy()),
                 "total_steps": self.total_steps,
                 "state": state,
-                "checkpoint": self.manager.latest_checkpoint,
+                "checkpoint": tf.train.latest_checkpoint(self.checkpoint_dir),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )
@@ -164,25 +195,56 @@ class TrainingLoop:
     def _request_stop(self, signum, frame):
         self._stop.set()
 
+    def _sum_over_replicas(self, values) -> list[int]:
+        """The sum over every replica of each of ``values`` (a collective: every worker must call it)."""
+        per_replica = self.strategy.experimental_distribute_values_from_function(
+            lambda context: tf.constant(values, tf.int64)
+        )
+        return [int(v) for v in self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)]
+
+    def _check_same_start(self, start: int):
+        """Refuse to train when the workers did not all restore the same checkpoint."""
+        total, squares = self._sum_over_replicas([start, start * start])
+        if total * total != squares * self.strategy.num_replicas_in_sync:  # equal only if every start is the same
+            raise ClusterError(
+                f"{self.role.describe()} restored step {start} from {self.checkpoint_dir}, but the workers "
+                "did not all restore the same step: every worker must see the chief's run folder "
+                "(put it on a shared filesystem)"
+            )
+
+    def _stop_requested(self) -> bool:
+        """Whether this worker, or under several workers any of them, was asked to stop."""
+        if self.role.num_workers == 1:
+            return self._stop.is_set()
+        return self._sum_over_replicas([int(self._stop.is_set())])[0] > 0
+
     def run(self, max_steps=None) -> LoopResult:
         """Train from the latest checkpoint up to ``min(total_steps, max_steps)``."""
         start = self.restore()
+        if self.role.num_workers > 1:
+            self._check_same_start(start)
         end = self.total_steps if max_steps is None else min(self.total_steps, int(max_steps))
         result = LoopResult(step=start, total_steps=self.total_steps, resumed_from=start)
         if start >= end:
             self._write_status("finished" if start >= self.total_steps else "stopped")
             return result
 
-        writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
-        progress = Progress(end, start=start, enabled=self.progress)
+        chief = self.role.is_chief
+        writer = (tf.summary.create_file_writer(os.path.join(self.run_dir, "logs")) if chief
+                  else tf.summary.create_noop_writer())
+        progress = Progress(end, start=start, enabled=self.progress and chief)
         dataset = self.dataset(start) if callable(self.dataset) else self.dataset
+        # Every worker takes the samples: a first iteration of the dataset moves its shuffle seeds on, so
+        # skipping it on some workers would give them other batches than the chief.
         samples = next(iter(dataset.take(1))) if self.on_summary is not None else None
+        on_summary = self.on_summary if chief else None
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         handlers = self._install_signal_handlers()
         step = start
         values = {}
+        stop = False
         try:
-            while step < end and not self._stop.is_set():
+            while step < end and not stop:
                 # Run up to the next checkpoint or summary boundary, or the end.
                 boundary = min(
                     end,
@@ -193,7 +255,7 @@ class TrainingLoop:
                 self._step_fn(iterator, tf.constant(boundary - step, tf.int64))
                 step = boundary
                 self.step.assign(step)
-                values = self._metric_values()
+                values = self._metric_values()  # collective under several workers: read on all
                 progress.update(step, values)
                 if step % self.summary_every == 0 or step == end:
                     with writer.as_default(step=step):
@@ -203,14 +265,21 @@ class TrainingLoop:
                             tf.summary.scalar("learning_rate", self.learning_rate(step))
                     for metric in self.model.metrics:
                         metric.reset_state()
-                if self.on_summary is not None and (step % self.image_every == 0 or step == end):
+                if on_summary is not None and (step % self.image_every == 0 or step == end):
                     with writer.as_default(step=step):
-                        self.on_summary(step, samples)
+                        on_summary(step, samples)
                 if step % self.checkpoint_every == 0 or step == end:
                     self.save()
-            if self._stop.is_set() and step < end:
+                stop = self._stop_requested()
+            if stop and step < end:
                 self.save()
                 result.interrupted = True
+        except PEER_FAILURES as exc:
+            if self.role.num_workers == 1:
+                raise
+            self._write_status("failed")
+            saved = tf.train.latest_checkpoint(self.checkpoint_dir)
+            raise lost_worker_error(self.role, exc, step, int(saved.rsplit("-", 1)[1]) if saved else 0) from None
         finally:
             self._restore_signal_handlers(handlers)
             writer.flush()

@@ -33,10 +33,11 @@ from mr2ct.labels import NUM_CLASSES
 from mr2ct.errors import ConfigError, InputError, Mr2ctError
 from mr2ct.models import SynthesisSegmenter
 from mr2ct.training import builders
+from mr2ct.training.cluster import worker_role
 from mr2ct.training.loop import LoopResult, TrainingLoop
 from mr2ct.training.strategy import make_strategy, set_precision
 from mr2ct.training.tracking import checkpoint_items, variable_map
-from mr2ct.training.trainer import CONFIG_FILE, PREPROCESSING_FILE, resolve_run_config
+from mr2ct.training.trainer import CONFIG_FILE, PREPROCESSING_FILE, check_global_batch, resolve_run_config
 
 # The CycleGAN run a segmentation run was trained behind.
 CYCLEGAN_FILE = "cyclegan.json"
@@ -163,7 +164,8 @@ def train_segmentation(
             Defaults to ``segmentation.steps``.
         progress: print a progress line. Defaults to `True`.
         strategy: a ``tf.distribute`` strategy. Defaults to the one the
-            config's ``runtime.strategy`` names.
+            config's ``runtime.strategy`` names. Under several workers
+            only the chief writes into ``run_dir``.
 
     Returns:
         A :class:`~mr2ct.training.loop.LoopResult`.
@@ -204,18 +206,24 @@ def train_segmentation(
     elif config is None:
         config = source.config
     check_segmentation_data(data_dir, config, source)
-    config = resolve_run_config(run_dir, config)
+    config = resolve_run_config(run_dir, config, write=False)
+    strategy = strategy or make_strategy(config.runtime.strategy)
+    check_global_batch(config.segmentation.batch_size, strategy, "segmentation.batch_size")
+    chief = worker_role(strategy).is_chief  # under several workers only the chief writes
+    if chief:
+        resolve_run_config(run_dir, config)
 
     keras.utils.set_random_seed(config.runtime.seed)
-    strategy = strategy or make_strategy(config.runtime.strategy)
     try:
         keras.mixed_precision.set_global_policy("float32")  # the generators stay float32
         with strategy.scope():
             generator_mr_to_ct, generator_ct_to_mr = _generators(source.config)
         if not has_checkpoint:
             gan_step = _restore_generators(source, (generator_mr_to_ct, generator_ct_to_mr))
-            atomic_write_json(link_path, {"run": source.run_dir, "step": gan_step, "config": source.config.to_dict()})
-            atomic_write_json(os.path.join(run_dir, PREPROCESSING_FILE), source.preprocessing)
+            if chief:
+                atomic_write_json(link_path, {"run": source.run_dir, "step": gan_step,
+                                              "config": source.config.to_dict()})
+                atomic_write_json(os.path.join(run_dir, PREPROCESSING_FILE), source.preprocessing)
         policy = set_precision(config.runtime.mixed_precision)
         with strategy.scope():
             model = SynthesisSegmenter(

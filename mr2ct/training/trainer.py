@@ -11,6 +11,7 @@ from mr2ct._atomic import atomic_write_json
 from mr2ct.config import RUN_LEGACY_VALUES, Config
 from mr2ct.errors import ConfigError
 from mr2ct.training import builders
+from mr2ct.training.cluster import worker_role
 from mr2ct.training.loop import LoopResult, TrainingLoop
 from mr2ct.training.strategy import make_strategy, set_precision
 
@@ -21,14 +22,18 @@ CYCLEGAN_UNUSED_SECTIONS = ("segmentation",)
 PREPROCESSING_FILE = "preprocessing.json"
 
 
-def resolve_run_config(run_dir, config: Config | None, unused_sections: tuple[str, ...] = ()) -> Config:
+def resolve_run_config(
+    run_dir, config: Config | None, unused_sections: tuple[str, ...] = (), write: bool = True
+) -> Config:
     """The config of a run folder, written there on first use.
 
-    A new run saves ``config``. A run folder that already has one resumes with
-    it; a different ``config`` is refused (naming the keys that differ) so a
-    resumed run cannot silently change its settings. Differences only in
-    ``unused_sections`` (sections this kind of run does not read, such as the
-    segmentation settings of a CycleGAN run) are allowed; the saved config stays.
+    A new run saves ``config`` (unless ``write`` is false: a multi-worker
+    run's other workers leave that to the chief). A run folder that already
+    has one resumes with it; a different ``config`` is refused (naming the
+    keys that differ) so a resumed run cannot silently change its settings.
+    Differences only in ``unused_sections`` (sections this kind of run does
+    not read, such as the segmentation settings of a CycleGAN run) are
+    allowed; the saved config stays.
     """
     path = os.path.join(os.fspath(run_dir), CONFIG_FILE)
     if os.path.exists(path):
@@ -45,8 +50,9 @@ def resolve_run_config(run_dir, config: Config | None, unused_sections: tuple[st
         return saved
     if config is None:
         raise ConfigError(f"{run_dir}: no {CONFIG_FILE} here and no config given")
-    os.makedirs(run_dir, exist_ok=True)
-    config.to_yaml(path)
+    if write:
+        os.makedirs(run_dir, exist_ok=True)
+        config.to_yaml(path)
     return config
 
 
@@ -98,18 +104,25 @@ def train_cyclegan(
             Defaults to the config's total steps.
         progress: print a progress line. Defaults to `True`.
         strategy: a ``tf.distribute`` strategy. Defaults to the one the
-            config's ``runtime.strategy`` names.
+            config's ``runtime.strategy`` names. Under several workers
+            (``multi_worker``) only the chief writes into ``run_dir``; every
+            worker resumes from the chief's latest checkpoint.
 
     Returns:
         A :class:`LoopResult`.
     """
     from mr2ct.data.pipeline import unpaired_dataset
 
-    config = resolve_run_config(run_dir, config, unused_sections=CYCLEGAN_UNUSED_SECTIONS)
-    record_preprocessing(data_dir, run_dir, config.data.image_size)
+    # Check everything before waiting for a cluster; under several workers only the chief writes.
+    config = resolve_run_config(run_dir, config, unused_sections=CYCLEGAN_UNUSED_SECTIONS, write=False)
+    preprocessing = check_prepared_data(data_dir, config.data.image_size)
+    strategy = strategy or make_strategy(config.runtime.strategy)
+    check_global_batch(config.data.batch_size, strategy, "data.batch_size")
+    if worker_role(strategy).is_chief:
+        resolve_run_config(run_dir, config, unused_sections=CYCLEGAN_UNUSED_SECTIONS)
+        atomic_write_json(os.path.join(os.fspath(run_dir), PREPROCESSING_FILE), preprocessing)
     keras.utils.set_random_seed(config.runtime.seed)
     policy = set_precision(config.runtime.mixed_precision)
-    strategy = strategy or make_strategy(config.runtime.strategy)
     try:
         with strategy.scope():
             model = builders.build_cyclegan(config)
@@ -153,8 +166,8 @@ def train_cyclegan(
         keras.mixed_precision.set_global_policy("float32")
 
 
-def record_preprocessing(data_dir, run_dir, image_size: int) -> dict:
-    """Check the prepared data fits the config; copy its preprocessing record into the run."""
+def check_prepared_data(data_dir, image_size: int) -> dict:
+    """Check the prepared data fits the config; returns its preprocessing record (to copy into the run)."""
     from mr2ct.data.prepare import read_manifest
 
     manifest = read_manifest(data_dir)
@@ -164,8 +177,17 @@ def record_preprocessing(data_dir, run_dir, image_size: int) -> dict:
             f"data.image_size is {image_size}; prepare again with --image-size {image_size} "
             f"or train with --set data.image_size={manifest['image_size']}"
         )
-    atomic_write_json(os.path.join(os.fspath(run_dir), PREPROCESSING_FILE), manifest["preprocessing"])
     return manifest["preprocessing"]
+
+
+def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy, key: str) -> None:
+    """Refuse a global batch that cannot be split evenly over the strategy's replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ConfigError(
+            f"{key} is the global batch, split over {replicas} replicas, and must be a multiple of {replicas}. "
+            f"Received: {batch_size}; use --set {key}={max(replicas, batch_size - batch_size % replicas)}"
+        )
 
 
 def write_translation_images(model, samples, max_images=3):

@@ -5,18 +5,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from click.testing import CliRunner
 
-from mr2ct.config import preset
-from mr2ct.data.phantom import write_phantom_dataset
-from mr2ct.data.prepare import prepare_dataset
-from mr2ct.training.builders import build_preprocess_config
+from run_fixtures import checkpoint_step, checkpoint_values, mr2ct_command, prepare_phantoms
+
 from mr2ct.training.trainer import train_cyclegan
 from mr2ct_cli.train import train
 
@@ -27,27 +23,7 @@ TINY_RUN = ["--preset", "tiny", "--set", "train.constant_steps=200", "--set", "t
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_cli")
-    write_phantom_dataset(root / "phantom", 3, seed=3, size="small")
-    prepare_dataset(root / "prepared", mr_dir=root / "phantom" / "mr", ct_dir=root / "phantom" / "ct",
-                    config=build_preprocess_config(preset("tiny")), workers=1)
-    return root / "prepared"
-
-
-def mr2ct_command(*args):
-    return [sys.executable, "-c", "from mr2ct_cli.main import cli; cli()", *map(str, args)]
-
-
-def checkpoint_step(run_dir):
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    return (int(latest.rsplit("-", 1)[1]), latest) if latest else (0, None)
-
-
-def checkpoint_values(path):
-    reader = tf.train.load_checkpoint(path)
-    names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith("model/"))
-    assert names, "no model variables in the checkpoint"
-    return {n: reader.get_tensor(n) for n in names}
+    return prepare_phantoms(tmp_path_factory.mktemp("train_cli"))
 
 
 def test_sigkill_then_rerun_resumes_from_the_last_checkpoint(prepared, tmp_path):
