@@ -15,6 +15,7 @@ from mr2ct.errors import ConfigError, Mr2ctError
 from mr2ct.evaluation.experiment import (
     COMPARISONS,
     CONDITIONS,
+    Condition,
     EXPERIMENT_PRESETS,
     TESTED_METRICS,
     TrainingSet,
@@ -54,8 +55,9 @@ def test_compare_conditions_runs_every_comparison_on_every_metric():
     data = {c.name: [{"subject": f"s{i}", **{m: float(i + k) for m in TESTED_METRICS}} for i in range(3)]
             for k, c in enumerate(CONDITIONS)}
     tests = compare_conditions(data)
-    assert len(tests) == len(COMPARISONS) * len(TESTED_METRICS) == 24
+    assert len(tests) == len(COMPARISONS) * len(TESTED_METRICS) == 5 * 8
     assert {(t["factor"], t["at"]) for t in tests} == {(f, at) for f, at, _, _ in COMPARISONS}
+    assert {(t["a"], t["b"]) for t in tests if t["factor"] == "GC form"} == {("large_gc", "large_gc_signed")}
     assert all(np.isnan(t["p"]) for t in tests)  # every difference is a constant here
 
 
@@ -73,12 +75,28 @@ def test_plans_of_the_presets():
         assert p.config.runtime.seed == 3 and p.config.data.seed == 3
         gc = {c.gc: p.condition_config(c).loss.lambda_gc for c in CONDITIONS}
         assert gc[False] == 0.0 and gc[True] == p.config.loss.lambda_gc > 0
+        # the authors' absolute GC in every GC condition but the fifth, which has the signed Eq. 4
+        forms = {c.name: (p.condition_config(c).loss.gc_absolute, p.condition_config(c).loss.lambda_gc)
+                 for c in CONDITIONS}
+        assert forms == {"small_no_gc": (True, 0.0), "small_gc": (True, 0.3), "large_no_gc": (True, 0.0),
+                         "large_gc": (True, 0.3), "large_gc_signed": (False, 0.3)}
+        assert p.condition_config(CONDITIONS[3]).to_dict() == p.config.to_dict()
+        signed = p.condition_config(CONDITIONS[4])
+        assert signed.override(["loss.gc_absolute=true"]).to_dict() == p.config.to_dict()  # only the form differs
         assert p.training_volumes(TrainingSet.LARGE) == (p.mr_pool, p.ct_pool)
     tiny = plan("tiny")
     assert tiny.config.train.total_steps == 8 and tiny.config.segmentation.steps == 6
     assert tiny.phantom_size == "small"
     with pytest.raises(ConfigError, match="unknown experiment preset 'huge'"):
         plan("huge")
+
+
+def test_conditions_names_and_labels():
+    assert [c.name for c in CONDITIONS] == ["small_no_gc", "small_gc", "large_no_gc", "large_gc", "large_gc_signed"]
+    assert [c.gc_form for c in CONDITIONS] == ["none", "absolute", "none", "absolute", "signed"]
+    assert CONDITIONS[4].label == "large, signed GC" and len({c.label for c in CONDITIONS}) == 5
+    with pytest.raises(ConfigError, match="no GC form"):
+        Condition(TrainingSet.LARGE, False, gc_absolute=False)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +129,7 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
             assert glob.glob(str(run / "checkpoints" / "ckpt-*.index"))
     configs = {c.name: (out / "runs" / c.name / "cyclegan" / "config.yaml").read_text() for c in CONDITIONS}
     assert "lambda_gc: 0.0" in configs["small_no_gc"] and "lambda_gc: 0.3" in configs["large_gc"]
+    assert "gc_absolute: true" in configs["large_gc"] and "gc_absolute: false" in configs["large_gc_signed"]
 
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     for condition in CONDITIONS:
@@ -119,21 +138,23 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
     for factor, at, _, _ in COMPARISONS:
         assert f"| {factor} | {at} | MI(CT, sMR) [nats] |" in report
         assert f"| {factor} | {at} | Dice gluteus minimus |" in report
-    for png in ("fig3_mutual_information.png", "fig4_examples.png", "fig5_dice.png"):
+    assert "| GC form | large training set | Dice pelvis | large, GC |" in report
+    assert "| large, signed GC | 12 |" not in report and "| large, signed GC | 2 | 2 | 0.3 | signed |" in report
+    for png in ("fig3_mutual_information.png", "fig4_examples.png", "fig5_dice.png", "synthesis_accuracy.png"):
         assert f"]({png})" in report
         image = matplotlib.image.imread(out / png)
         assert image.ndim == 3 and min(image.shape[:2]) > 100
 
     saved = json.loads((out / "results.json").read_text(), parse_constant=_refuse_nonstandard_json)
-    assert len(saved["tests"]) == 24
+    assert len(saved["tests"]) == len(COMPARISONS) * len(TESTED_METRICS)
     for test in saved["tests"]:
         assert test["n"] == 2
         assert test["p"] is None or 0.0 <= test["p"] <= 1.0  # None: no variance in the differences
     for condition in CONDITIONS:
         entry = saved["conditions"][condition.name]
         assert [r["subject"] for r in entry["subjects"]] == saved["plan"]["groups"]["test"]
-        for metric in ("mi_mr_sct", "mi_ct_smr", "mae_hu", "dice_pelvis", "dice_femur",
-                       "dice_gluteus_medius", "dice_gluteus_minimus"):
+        for metric in ("mi_mr_sct", "mi_ct_smr", "mae_hu", "bone_dice", "gc_abs_mr_sct", "gc_mr_sct", "dice_pelvis",
+                       "dice_femur", "dice_gluteus_medius", "dice_gluteus_minimus"):
             assert entry["summary"][metric]["n"] == 2
         for row in entry["subjects"]:
             assert row["mi_ct_smr"] > 0 and 0 <= row["dice_mean"] <= 1
@@ -146,18 +167,20 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
             assert not os.path.isabs(entry[key]) and (out / entry[key] / "status.json").is_file()
     assert render_report(saved) == report  # the report can be rendered again from results.json
     assert "For reference, the test MR against its *true* CT" in report and "GC(MR, true CT) " in report
-    assert saved["conditions"]["large_gc"]["summary"]["gc_mr_ct"] == saved["conditions"]["small_no_gc"]["summary"]["gc_mr_ct"]
+    for reference in ("gc_mr_ct", "gc_abs_mr_ct", "mi_mr_ct"):
+        values = {json.dumps(saved["conditions"][c.name]["summary"][reference]) for c in CONDITIONS}
+        assert len(values) == 1, reference  # the test MR against its true CT: the same in every condition
 
 
 def test_tiny_experiment_is_reused(tiny_experiment):
     out, _, _, first = tiny_experiment
     before = _checkpoint_mtimes(out)
-    assert len(before) >= 8 * 3  # index, data and checkpoint file of 4 CycleGANs and 4 U-Nets
+    assert len(before) >= 10 * 3  # index, data and checkpoint file of 5 CycleGANs and 5 U-Nets
     start = time.perf_counter()
     result = CliRunner().invoke(cli, ["experiment", "--preset", "tiny", "--out", str(out), "--no-progress"])
     seconds = time.perf_counter() - start
     assert result.exit_code == 0, result.output
-    assert result.output.count("already trained") == 8 and result.output.count("already evaluated") == 4
+    assert result.output.count("already trained") == 10 and result.output.count("already evaluated") == 5
     assert _checkpoint_mtimes(out) == before
     saved = json.loads((out / "results.json").read_text())
     assert all(saved["reused"].values())

@@ -1,4 +1,4 @@
-"""The experiment's design: presets, the four conditions, the metrics and comparisons tested, and the plan."""
+"""The experiment's design: presets, the five conditions, the metrics and comparisons tested, and the plan."""
 
 from __future__ import annotations
 
@@ -18,14 +18,13 @@ EXPERIMENT_PRESETS: dict[str, dict] = {
     # Paper-size phantoms take about 30 s and 27 MB each: 925 subjects are
     # about 8 h and 25 GB before training (4 x 2e5 steps: a GPU job).
     "paper": {"phantom_size": "paper", "mr_pool": 302, "ct_pool": 613, "small_mr": 20, "small_ct": 20, "test": 10},
-    # Two CPU cores, about 75 minutes: paper-size phantoms on 96x96 slices (the cpu config preset),
-    # with 2,000 CycleGAN and 1,000 U-Net steps per run, tested on 10 subjects as in the paper.
-    # Measured on two idle cores (2026-12-01): phantoms 2.6 min, slices 2 min, CycleGANs 0.33-0.34 s
-    # a step (46 min), U-Nets 0.26-0.27 s a step (18 min), evaluation 4 min; 72.5 min in all.
-    # Busy cores take up to three times as long a step.
+    # Two CPU cores, about 90 minutes: paper-size phantoms on 160x160 slices (the cpu config preset),
+    # with 1,000 CycleGAN and 400 U-Net steps per run (five runs of each), tested on 10 subjects as in
+    # the paper. A CycleGAN step takes about 0.5 s and a U-Net step (batch 8, the frozen generator
+    # synthesizing its MR channel) about 0.8 s on two idle cores; busy cores take up to three times as long.
     "cpu": {
         "phantom_size": "paper", "mr_pool": 12, "ct_pool": 12, "small_mr": 3, "small_ct": 3, "test": 10,
-        "overrides": ["train.constant_steps=1000", "train.decay_steps=1000", "segmentation.steps=1000"],
+        "overrides": ["train.constant_steps=500", "train.decay_steps=500", "segmentation.steps=400"],
     },
     # A couple of minutes, for the tests: small phantoms, the tiny config (8 CycleGAN and 6 U-Net
     # steps), one checkpoint and one summary per run.
@@ -38,12 +37,15 @@ EXPERIMENT_PRESETS: dict[str, dict] = {
 
 # The paper's four structures (pelvis, femur, gluteus medius, gluteus minimus) as Dice columns.
 PAPER_DICE = tuple(f"dice_{LABELS[label]}" for label in EVALUATED_STRUCTURES)
-# Metrics compared by paired t-tests: the paper's MI (both directions) and the Dice of its four structures.
-TESTED_METRICS = ("mi_ct_smr", "mi_mr_sct") + PAPER_DICE
-SYNTHESIS_METRICS = ("mi_mr_sct", "mi_ct_smr", "gc_mr_sct", "mae_hu", "me_hu", "psnr_db", "ssim", "mae_bone_band_hu")
+# Metrics compared by paired t-tests: the paper's MI (both directions) and the Dice of its four structures,
+# then two the paper could not measure without a registered CT: the MAE in HU and the bone Dice.
+TESTED_METRICS = ("mi_ct_smr", "mi_mr_sct") + PAPER_DICE + ("mae_hu", "bone_dice")
+# GC of both forms: the absolute one the loss uses by default, and the signed Eq. 4 (Sobel).
+SYNTHESIS_METRICS = ("mi_mr_sct", "mi_ct_smr", "gc_abs_mr_sct", "gc_mr_sct", "mae_hu", "me_hu", "psnr_db", "ssim",
+                     "mae_bone_band_hu", "bone_dice")
 SEGMENTATION_METRICS = PAPER_DICE + ("dice_mean",)
 # The test MR against its true CT: what the synthesis is measured against, the same in every condition.
-REFERENCE_METRICS = ("mi_mr_ct", "gc_mr_ct")
+REFERENCE_METRICS = ("mi_mr_ct", "gc_abs_mr_ct", "gc_mr_ct")
 
 
 class TrainingSet(enum.StrEnum):
@@ -55,22 +57,44 @@ class TrainingSet(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class Condition:
-    """One arm of the experiment: a training set, with or without the GC loss."""
+    """One arm of the experiment: a training set, with or without the GC loss, and the GC loss's form.
+
+    ``gc_absolute`` is the form of the GC loss when ``gc`` is on: the
+    absolute directional gradients of the authors' code (the default), or
+    the signed gradients of the paper's Eq. 4 (``loss.gc_absolute=false``).
+    """
 
     training_set: TrainingSet
     gc: bool
+    gc_absolute: bool = True
+
+    def __post_init__(self):
+        if not self.gc and not self.gc_absolute:
+            raise ConfigError("a condition without the GC loss has no GC form; leave gc_absolute at True")
 
     @property
     def name(self) -> str:
-        return f"{self.training_set.value}_{'gc' if self.gc else 'no_gc'}"
+        if not self.gc:
+            return f"{self.training_set.value}_no_gc"
+        return f"{self.training_set.value}_gc" + ("" if self.gc_absolute else "_signed")
 
     @property
     def label(self) -> str:
-        return f"{self.training_set.value}, {'GC' if self.gc else 'no GC'}"
+        if not self.gc:
+            return f"{self.training_set.value}, no GC"
+        return f"{self.training_set.value}, {'GC' if self.gc_absolute else 'signed GC'}"
+
+    @property
+    def gc_form(self) -> str:
+        """``"absolute"``, ``"signed"``, or ``"none"`` without the GC loss."""
+        return "none" if not self.gc else ("absolute" if self.gc_absolute else "signed")
 
 
-CONDITIONS = tuple(Condition(s, gc) for s in TrainingSet for gc in (False, True))
-"""small without GC, small with GC, large without GC, large with GC."""
+CONDITIONS = tuple(Condition(s, gc) for s in TrainingSet for gc in (False, True)) + (
+    Condition(TrainingSet.LARGE, True, gc_absolute=False),
+)
+"""small without GC, small with GC, large without GC, large with GC (the authors' absolute form, as the
+two before it), and large with the signed GC of Eq. 4."""
 
 _BY_NAME = {c.name: c for c in CONDITIONS}
 
@@ -80,6 +104,7 @@ COMPARISONS = (
     ("training data size", "without GC", "large_no_gc", "small_no_gc"),
     ("GC loss", "small training set", "small_gc", "small_no_gc"),
     ("GC loss", "large training set", "large_gc", "large_no_gc"),
+    ("GC form", "large training set", "large_gc", "large_gc_signed"),
 )
 
 
@@ -140,8 +165,11 @@ class ExperimentPlan:
         return self.mr_pool, self.ct_pool
 
     def condition_config(self, condition: Condition) -> Config:
-        """The config of a condition's runs: the plan's, with ``loss.lambda_gc=0`` without GC."""
-        return self.config if condition.gc else self.config.override(["loss.lambda_gc=0"])
+        """The config of a condition's runs: the plan's, with ``loss.lambda_gc=0`` without GC and
+        ``loss.gc_absolute=false`` with the signed GC."""
+        if not condition.gc:
+            return self.config.override(["loss.lambda_gc=0"])
+        return self.config.override([f"loss.gc_absolute={'true' if condition.gc_absolute else 'false'}"])
 
     def to_dict(self) -> dict:
         return {

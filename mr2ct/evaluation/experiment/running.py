@@ -92,7 +92,8 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
     for i, condition in enumerate(CONDITIONS, 1):
         config = p.condition_config(condition)
         n_mr, n_ct = p.training_volumes(condition.training_set)
-        stage(4, f"CycleGAN {i}/4 ({condition.label}, lambda_gc={config.loss.lambda_gc:g}): {n_mr} MR + {n_ct} CT "
+        stage(4, f"CycleGAN {i}/{len(CONDITIONS)} ({condition.label}, lambda_gc={config.loss.lambda_gc:g}, "
+                 f"GC form {condition.gc_form}): {n_mr} MR + {n_ct} CT "
                  f"volumes, {config.train.total_steps} steps -> {run_dirs[condition.name]['cyclegan']}")
         key = f"cyclegan/{condition.name}"
         steps[key], reused[key] = _train(run_dirs[condition.name]["cyclegan"], config, echo, functools.partial(
@@ -101,7 +102,7 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
     for i, condition in enumerate(CONDITIONS, 1):
         config = p.condition_config(condition)
         dirs = run_dirs[condition.name]
-        stage(5, f"segmentation {i}/4 behind the CycleGAN ({condition.label}): {p.small_ct} labelled CT "
+        stage(5, f"segmentation {i}/{len(CONDITIONS)} behind the CycleGAN ({condition.label}): {p.small_ct} labelled CT "
                  f"volume(s), {config.segmentation.steps} steps -> {dirs['segmentation']}")
         key = f"segmentation/{condition.name}"
         steps[key], reused[key] = _train(dirs["segmentation"], config, echo, functools.partial(
@@ -112,7 +113,7 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
     test = None
     for i, condition in enumerate(CONDITIONS, 1):
         eval_dir = os.path.join(out, "evaluation", condition.name)
-        stage(6, f"evaluate {i}/4 ({condition.label}) on {len(groups['test'])} test subjects -> {eval_dir}")
+        stage(6, f"evaluate {i}/{len(CONDITIONS)} ({condition.label}) on {len(groups['test'])} test subjects -> {eval_dir}")
         stamp = {"cyclegan_step": steps[f"cyclegan/{condition.name}"],
                  "segmentation_step": steps[f"segmentation/{condition.name}"], "subjects": groups["test"]}
         rows[condition.name] = _finished_evaluation(eval_dir, stamp)
@@ -126,7 +127,7 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
             atomic_write_json(os.path.join(eval_dir, EVALUATED_FILE), stamp)
         for row in rows[condition.name]:
             echo(f"{row['subject']}: MI(MR, sCT) {row['mi_mr_sct']:.3f}  MI(CT, sMR) {row['mi_ct_smr']:.3f}  "
-                 f"MAE {row['mae_hu']:.0f} HU  Dice pelvis {row.get('dice_pelvis', float('nan')):.3f}  "
+                 f"MAE {row['mae_hu']:.0f} HU  bone Dice {row['bone_dice']:.3f}  Dice pelvis {row.get('dice_pelvis', float('nan')):.3f}  "
                  f"femur {row.get('dice_femur', float('nan')):.3f}  mean {row['dice_mean']:.3f}")
 
     stage(7, f"paired t-tests, figures, report -> {os.path.join(out, 'REPORT.md')}")
@@ -194,6 +195,7 @@ def _condition_results(p: ExperimentPlan, c: Condition, dirs, steps, rows, out) 
         "label": c.label,
         "training_set": c.training_set.value,
         "gc": c.gc,
+        "gc_form": c.gc_form,
         "lambda_gc": p.condition_config(c).loss.lambda_gc,
         "train_mr_volumes": n_mr,
         "train_ct_volumes": n_ct,

@@ -235,8 +235,12 @@ def _write_figures(out, rows, example_subject) -> dict:
         "fig3": os.path.join(out, "fig3_mutual_information.png"),
         "fig4": os.path.join(out, "fig4_examples.png"),
         "fig5": os.path.join(out, "fig5_dice.png"),
+        "accuracy": os.path.join(out, "synthesis_accuracy.png"),
     }
     plots.metric_boxplots(None, files["fig3"], groups=by_label, keys=["mi_ct_smr", "mi_mr_sct"])
+    # What the registered ground truth adds: HU accuracy, bone, and both forms of GC against the MR.
+    plots.metric_boxplots(None, files["accuracy"], groups=by_label,
+                          keys=["mae_hu", "ssim", "bone_dice", "mae_bone_band_hu", "gc_abs_mr_sct", "gc_mr_sct"])
     plots.dice_boxplots(by_label, files["fig5"], keys=[m for m in SEGMENTATION_METRICS if m != "dice_mean"])
     split = os.path.join(out, "split")
 
