@@ -16,9 +16,10 @@ t-tests. :func:`run_experiment` runs that design on the procedural phantom:
    symbolic links in ``split/``.
 3. prepare: the large set (MR, and CT with labels) once; the small set reuses
    those slices.
-4. four CycleGAN runs, :data:`CONDITIONS`: {small, large} x {GC (the preset's
-   ``loss.lambda_gc``), no GC (``loss.lambda_gc=0``)}.
-5. four segmentation runs (:func:`~mr2ct.training.segmentation.train_segmentation`),
+4. five CycleGAN runs, :data:`CONDITIONS`: {small, large} x {GC (the preset's
+   ``loss.lambda_gc``, the authors' absolute form), no GC (``loss.lambda_gc=0``)},
+   and the large set with the signed GC of Eq. 4 (``loss.gc_absolute=false``).
+5. five segmentation runs (:func:`~mr2ct.training.segmentation.train_segmentation`),
    one behind each CycleGAN's frozen generators.
 6. each condition evaluated on the test subjects (the metrics of
    :mod:`mr2ct.evaluation.evaluate`): MI(MR, sCT) and GC(MR, sCT); MAE, ME,
@@ -28,9 +29,10 @@ t-tests. :func:`run_experiment` runs that design on the procedural phantom:
    Each test MR is preprocessed (N4, resampling) once for all conditions.
 7. paired t-tests (``scipy.stats.ttest_rel``, two-sided, over the test
    subjects) of training-set size (large vs small, with and without GC) and of
-   the GC loss (on vs off, at each size) on MI and on the Dice of pelvis, femur,
-   gluteus medius and gluteus minimus; ``REPORT.md``, ``results.json`` and the
-   figures.
+   the GC loss (on vs off, at each size) and of its form (absolute vs signed, on
+   the large set) on MI, on the Dice of pelvis, femur, gluteus medius and
+   gluteus minimus, and on the MAE and bone Dice against the true CT;
+   ``REPORT.md``, ``results.json`` and the figures.
 
 The sizes of each preset are in :data:`EXPERIMENT_PRESETS`; the networks and
 steps are the config preset of the same name (:data:`mr2ct.config.PRESETS`).
@@ -47,6 +49,7 @@ Layout of ``out_dir``::
     fig3_mutual_information.png     MI box plots per condition (Fig. 3a)
     fig4_examples.png               one test subject: synthesized CT and labels per condition
     fig5_dice.png                   Dice box plots per structure and condition (Fig. 5)
+    synthesis_accuracy.png          MAE, SSIM, bone Dice, bone-edge MAE and both GC forms per condition
     REPORT.md, results.json
 
 Every finished step is reused when the experiment is run again: the phantom,
