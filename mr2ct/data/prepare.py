@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import multiprocessing
 import os
 import time
 import warnings
@@ -40,6 +39,7 @@ import numpy as np
 
 from mr2ct import __version__
 from mr2ct._atomic import atomic_write_json, read_json
+from mr2ct._workers import process_pool
 from mr2ct.data.io import list_volumes, read_volume, subject_id
 from mr2ct.data.preprocess import (
     PreprocessConfig,
@@ -215,8 +215,7 @@ def prepare_dataset(
         progress(done, total, None)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     if todo:
-        context = multiprocessing.get_context("spawn")  # no fork of a process that may hold TensorFlow
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with process_pool(workers) as pool:
             futures = {pool.submit(_process, job, config_dict): job for job in todo}
             for future in concurrent.futures.as_completed(futures):
                 job = futures[future]

@@ -89,11 +89,9 @@ def write_phantom_dataset(
     if workers == 1:
         results = map(_write_subject, jobs)
     else:
-        import concurrent.futures
-        import multiprocessing
+        from mr2ct._workers import process_pool
 
-        context = multiprocessing.get_context("spawn")  # no fork of a process that may hold TensorFlow
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        pool = process_pool(workers)
         results = pool.map(_write_subject, jobs)
     try:
         for subject_id, subject_parameters, slices in results:
