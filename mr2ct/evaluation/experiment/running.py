@@ -33,6 +33,7 @@ from mr2ct.evaluation.experiment.stages import (
     _train_cyclegan,
     _train_segmentation,
     _write_figures,
+    row_summary,
 )
 from mr2ct.evaluation.experiment.statistics import compare_conditions, summarize
 
@@ -120,15 +121,13 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
         reused[f"evaluation/{condition.name}"] = rows[condition.name] is not None
         if rows[condition.name] is not None:
             echo("already evaluated")
+            for row in rows[condition.name]:
+                echo(row_summary(row))
         else:
             test = test or _TestSet(split, groups["test"])
             rows[condition.name] = _evaluate_condition(run_dirs[condition.name]["cyclegan"],
-                                                       run_dirs[condition.name]["segmentation"], test, eval_dir)
+                                                       run_dirs[condition.name]["segmentation"], test, eval_dir, echo)
             atomic_write_json(os.path.join(eval_dir, EVALUATED_FILE), stamp)
-        for row in rows[condition.name]:
-            echo(f"{row['subject']}: MI(MR, sCT) {row['mi_mr_sct']:.3f}  MI(CT, sMR) {row['mi_ct_smr']:.3f}  "
-                 f"MAE {row['mae_hu']:.0f} HU  bone Dice {row['bone_dice']:.3f}  Dice pelvis {row.get('dice_pelvis', float('nan')):.3f}  "
-                 f"femur {row.get('dice_femur', float('nan')):.3f}  mean {row['dice_mean']:.3f}")
 
     stage(7, f"paired t-tests, figures, report -> {os.path.join(out, 'REPORT.md')}")
     files = _write_figures(out, rows, groups["test"][0])

@@ -90,8 +90,16 @@ class _TestSet:
         return self._ct_hu[key]
 
 
-def _evaluate_condition(gan_dir, seg_dir, test: _TestSet, eval_dir) -> list[dict]:
-    """Metrics of one condition on every test subject; sCT and labels written into ``eval_dir``."""
+def row_summary(row) -> str:
+    """One progress line of a test subject's metrics."""
+    return (f"{row['subject']}: MI(MR, sCT) {row['mi_mr_sct']:.3f}  MI(CT, sMR) {row['mi_ct_smr']:.3f}  "
+            f"MAE {row['mae_hu']:.0f} HU  bone Dice {row['bone_dice']:.3f}  Dice pelvis "
+            f"{row.get('dice_pelvis', float('nan')):.3f}  femur {row.get('dice_femur', float('nan')):.3f}  "
+            f"mean {row['dice_mean']:.3f}")
+
+
+def _evaluate_condition(gan_dir, seg_dir, test: _TestSet, eval_dir, echo=None) -> list[dict]:
+    """Metrics of one condition on every test subject (a line each to ``echo``); sCT and labels into ``eval_dir``."""
     from mr2ct.data.io import write_volume
     from mr2ct.evaluation.evaluate import dice_scores, evaluate_synthetic_mr, evaluate_volume, write_tables
     from mr2ct.export.exporter import load_run_generators
@@ -122,6 +130,8 @@ def _evaluate_condition(gan_dir, seg_dir, test: _TestSet, eval_dir) -> list[dict
         hu = np.clip(np.round(sct.array), -32768, 32767).astype(np.int16)
         write_volume(sct.with_array(hu), os.path.join(eval_dir, "sct", f"{subject}.nii.gz"))
         write_volume(labels, os.path.join(eval_dir, "labels", f"{subject}.nii.gz"), dtype="uint8")
+        if echo is not None:
+            echo(row_summary(rows[-1]))
     write_tables(rows, eval_dir)
     return rows
 
@@ -174,13 +184,18 @@ def _prepare(prepared_dir, split, p: ExperimentPlan, echo):
 
     prepared = {s: os.path.join(prepared_dir, s.value) for s in TrainingSet}
     counts = {}
+
+    def progress(done, total, subject):
+        if subject is not None:
+            echo(f"  prepared {done}/{total} volumes ({subject})")
+
     for size in (TrainingSet.LARGE, TrainingSet.SMALL):
         if size == TrainingSet.SMALL:
             _seed_prepared(prepared[TrainingSet.LARGE], prepared[size], p.groups())
         manifest = prepare_dataset(
             prepared[size], mr_dir=os.path.join(split, f"train_mr_{size}"),
             ct_dir=os.path.join(split, f"train_ct_{size}"), labels_dir=os.path.join(split, "train_ct_labels"),
-            config=build_preprocess_config(p.config),
+            config=build_preprocess_config(p.config), progress=progress,
         )
         counts[size.value] = manifest["counts"]
         echo(f"{size} set: {manifest['counts']['mr']} MR and {manifest['counts']['ct']} CT slices "
