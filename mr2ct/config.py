@@ -55,6 +55,21 @@ class GradientOperatorName(enum.StrEnum):
     SOBEL = "sobel"
 
 
+class WeightInitName(enum.StrEnum):
+    """Initial kernels of the CycleGAN's networks (the names of :class:`mr2ct.models.WeightInit`)."""
+
+    GLOROT = "glorot_uniform"
+    NORMAL = "normal"
+
+
+class NormName(enum.StrEnum):
+    """Normalization inside the networks (the names of :class:`mr2ct.models.Norm`)."""
+
+    INSTANCE = "instance"
+    BATCH = "batch"
+    NONE = "none"
+
+
 @dataclasses.dataclass
 class DataConfig:
     """Slices and batches."""
@@ -95,6 +110,9 @@ class ModelConfig:
     discriminator_filters: int = 64
     discriminator_layers: int = 3
     norm: str = "instance"
+    # Initial kernels of generators and discriminators: "glorot_uniform" (Keras' default) or
+    # "normal", N(0, 0.02) as in the reference PyTorch CycleGAN (mr2ct.models.WeightInit).
+    init: str = "glorot_uniform"
 
 
 @dataclasses.dataclass
@@ -190,6 +208,8 @@ class Config:
             (self.runtime.strategy, StrategyKind, "runtime.strategy"),
             (self.runtime.mixed_precision, MixedPrecision, "runtime.mixed_precision"),
             (self.loss.gc_operator, GradientOperatorName, "loss.gc_operator"),
+            (self.model.init, WeightInitName, "model.init"),
+            (self.model.norm, NormName, "model.norm"),
         ]:
             if value not in {k.value for k in kind}:
                 raise ConfigError(f"{key} must be one of {[k.value for k in kind]}. Received: {value!r}")

@@ -2,6 +2,7 @@
 
 from mr2ct.models.cycle_gan import CycleGAN
 from mr2ct.models.image_pool import ImagePool
+from mr2ct.models.initializers import REFERENCE_INIT_STD, WeightInit
 from mr2ct.models.label_head import LabelHead
 from mr2ct.models.normalization import InstanceNormalization, Norm
 from mr2ct.models.padding import ReflectionPadding2D
@@ -13,6 +14,7 @@ from mr2ct.models.unet import UNet
 __all__ = [
     "CycleGAN",
     "ImagePool",
+    "REFERENCE_INIT_STD",
     "InstanceNormalization",
     "LabelHead",
     "Norm",
@@ -22,4 +24,5 @@ __all__ = [
     "ResnetGenerator",
     "SynthesisSegmenter",
     "UNet",
+    "WeightInit",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from mr2ct.models._util import build_stages, call_stages, check_input_shape, check_positive_int
+from mr2ct.models.initializers import WeightInit, kernel_initializer
 from mr2ct.models.normalization import Norm, make_norm
 
 
@@ -27,37 +28,41 @@ class PatchDiscriminator(keras.Model):
         num_layers: stride-2 convolutions; 3 gives the 70x70 receptive field.
             Defaults to `3`.
         norm: normalization, a `Norm` or its name. Defaults to `"instance"`.
+        init: initial kernels, a `WeightInit` or its name. Defaults to `"glorot_uniform"`.
 
     Reference:
         Isola et al., "Image-to-Image Translation with Conditional Adversarial
         Networks", CVPR 2017.
     """
 
-    def __init__(self, input_channels=1, filters=64, num_layers=3, norm=Norm.INSTANCE, **kwargs):
+    def __init__(self, input_channels=1, filters=64, num_layers=3, norm=Norm.INSTANCE, init=WeightInit.GLOROT,
+                 **kwargs):
         super().__init__(**kwargs)
         self.input_channels = check_positive_int("input_channels", input_channels)
         self.filters = check_positive_int("filters", filters)
         self.num_layers = check_positive_int("num_layers", num_layers)
         self.norm = Norm(norm)
+        self.init = WeightInit(init)
+
+        def conv(*args, **kw):
+            return keras.layers.Conv2D(*args, kernel_initializer=kernel_initializer(self.init), **kw)
 
         layers = [
             keras.layers.ZeroPadding2D(1, name="conv0_pad"),
-            keras.layers.Conv2D(self.filters, 4, strides=2, name="conv0"),
+            conv(self.filters, 4, strides=2, name="conv0"),
             keras.layers.LeakyReLU(0.2, name="conv0_lrelu"),
         ]
         for i in range(1, self.num_layers + 1):
             stride = 2 if i < self.num_layers else 1
             layers += [
                 keras.layers.ZeroPadding2D(1, name=f"conv{i}_pad"),
-                keras.layers.Conv2D(
-                    self.filters * min(2**i, 8), 4, strides=stride, name=f"conv{i}"
-                ),
+                conv(self.filters * min(2**i, 8), 4, strides=stride, name=f"conv{i}"),
                 make_norm(self.norm, name=f"conv{i}_norm"),
                 keras.layers.LeakyReLU(0.2, name=f"conv{i}_lrelu"),
             ]
         layers += [
             keras.layers.ZeroPadding2D(1, name="head_pad"),
-            keras.layers.Conv2D(1, 4, name="head_conv"),
+            conv(1, 4, name="head_conv"),
             keras.layers.Activation("linear", dtype="float32", name="head_float32"),
         ]
         self.stages = [layer for layer in layers if layer is not None]
@@ -119,4 +124,5 @@ class PatchDiscriminator(keras.Model):
             "filters": self.filters,
             "num_layers": self.num_layers,
             "norm": str(self.norm),
+            "init": str(self.init),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from mr2ct.models._util import build_stages, call_stages, check_input_shape, check_positive_int
+from mr2ct.models.initializers import WeightInit, kernel_initializer
 from mr2ct.models.normalization import Norm, make_norm
 from mr2ct.models.padding import ReflectionPadding2D
 
@@ -16,19 +17,21 @@ class ResidualBlock(keras.layers.Layer):
     Args:
         filters: channels in and out.
         norm: normalization after each convolution. Defaults to `"instance"`.
+        init: initial kernels, a `WeightInit` or its name. Defaults to `"glorot_uniform"`.
     """
 
-    def __init__(self, filters, norm=Norm.INSTANCE, **kwargs):
+    def __init__(self, filters, norm=Norm.INSTANCE, init=WeightInit.GLOROT, **kwargs):
         super().__init__(**kwargs)
         self.filters = check_positive_int("filters", filters)
         self.norm = Norm(norm)
+        self.init = WeightInit(init)
         self.stages = [
             ReflectionPadding2D(1, name="pad1"),
-            keras.layers.Conv2D(self.filters, 3, name="conv1"),
+            keras.layers.Conv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv1"),
             make_norm(self.norm, name="norm1"),
             keras.layers.ReLU(name="relu1"),
             ReflectionPadding2D(1, name="pad2"),
-            keras.layers.Conv2D(self.filters, 3, name="conv2"),
+            keras.layers.Conv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv2"),
             make_norm(self.norm, name="norm2"),
         ]
         self.stages = [layer for layer in self.stages if layer is not None]
@@ -44,7 +47,7 @@ class ResidualBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"filters": self.filters, "norm": str(self.norm)})
+        config.update({"filters": self.filters, "norm": str(self.norm), "init": str(self.init)})
         return config
 
 
@@ -73,6 +76,9 @@ class ResnetGenerator(keras.Model):
         num_blocks: residual blocks. Defaults to `9`.
         num_downsampling: stride-2 stages down (and up). Defaults to `2`.
         norm: normalization, a `Norm` or its name. Defaults to `"instance"`.
+        init: initial kernels of every convolution, a `WeightInit` or its name:
+            Keras' Glorot uniform, or ``"normal"``, N(0, 0.02) as the reference
+            CycleGAN. Defaults to `"glorot_uniform"`.
 
     Reference:
         Johnson et al., "Perceptual Losses for Real-Time Style Transfer and
@@ -88,6 +94,7 @@ class ResnetGenerator(keras.Model):
         num_blocks=9,
         num_downsampling=2,
         norm=Norm.INSTANCE,
+        init=WeightInit.GLOROT,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,10 +108,14 @@ class ResnetGenerator(keras.Model):
         self.num_blocks = int(num_blocks)
         self.num_downsampling = check_positive_int("num_downsampling", num_downsampling)
         self.norm = Norm(norm)
+        self.init = WeightInit(init)
+
+        def conv(cls, *args, **kw):
+            return cls(*args, kernel_initializer=kernel_initializer(self.init), **kw)
 
         layers = [
             ReflectionPadding2D(3, name="stem_pad"),
-            keras.layers.Conv2D(self.filters, 7, name="stem_conv"),
+            conv(keras.layers.Conv2D, self.filters, 7, name="stem_conv"),
             make_norm(self.norm, name="stem_norm"),
             keras.layers.ReLU(name="stem_relu"),
         ]
@@ -113,25 +124,25 @@ class ResnetGenerator(keras.Model):
             channels *= 2
             layers += [
                 keras.layers.ZeroPadding2D(1, name=f"down{i}_pad"),
-                keras.layers.Conv2D(channels, 3, strides=2, name=f"down{i}_conv"),
+                conv(keras.layers.Conv2D, channels, 3, strides=2, name=f"down{i}_conv"),
                 make_norm(self.norm, name=f"down{i}_norm"),
                 keras.layers.ReLU(name=f"down{i}_relu"),
             ]
         layers += [
-            ResidualBlock(channels, norm=self.norm, name=f"block{i}")
+            ResidualBlock(channels, norm=self.norm, init=self.init, name=f"block{i}")
             for i in range(self.num_blocks)
         ]
         for i in range(self.num_downsampling):
             channels //= 2
             layers += [
-                keras.layers.Conv2DTranspose(channels, 3, strides=2, name=f"up{i}_conv"),
+                conv(keras.layers.Conv2DTranspose, channels, 3, strides=2, name=f"up{i}_conv"),
                 keras.layers.Cropping2D(((1, 0), (1, 0)), name=f"up{i}_crop"),
                 make_norm(self.norm, name=f"up{i}_norm"),
                 keras.layers.ReLU(name=f"up{i}_relu"),
             ]
         layers += [
             ReflectionPadding2D(3, name="head_pad"),
-            keras.layers.Conv2D(self.output_channels, 7, name="head_conv"),
+            conv(keras.layers.Conv2D, self.output_channels, 7, name="head_conv"),
             keras.layers.Activation("tanh", dtype="float32", name="head_tanh"),
         ]
         self.stages = [layer for layer in layers if layer is not None]
@@ -161,5 +172,6 @@ class ResnetGenerator(keras.Model):
             "num_blocks": self.num_blocks,
             "num_downsampling": self.num_downsampling,
             "norm": str(self.norm),
+            "init": str(self.init),
         }
 

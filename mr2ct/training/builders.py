@@ -22,6 +22,7 @@ def build_generator(config: Config, name: str) -> ResnetGenerator:
         filters=m.generator_filters,
         num_blocks=m.generator_blocks,
         norm=m.norm,
+        init=m.init,
         name=name,
     )
 
@@ -33,6 +34,7 @@ def build_discriminator(config: Config, name: str) -> PatchDiscriminator:
         filters=m.discriminator_filters,
         num_layers=m.discriminator_layers,
         norm=m.norm,
+        init=m.init,
         name=name,
     )
 
