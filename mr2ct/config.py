@@ -253,13 +253,7 @@ class Config:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of sections")
-        if run:
-            values = copy.deepcopy(values)
-            for section, keys in RUN_LEGACY_VALUES.items():
-                if isinstance(values.get(section), dict):
-                    for key, value in keys.items():
-                        values[section].setdefault(key, value)
-        return cls.from_dict(values)
+        return cls.from_dict(with_legacy_values(values) if run else values)
 
     def override(self, assignments: typing.Iterable[str]) -> "Config":
         """A copy with ``section.key=value`` assignments applied (values parsed as YAML)."""
@@ -281,7 +275,22 @@ class Config:
 # Settings added after run folders were first written, with the value that reproduces what a run
 # written before them was trained with: before loss.gc_absolute existed, the GC loss was signed;
 # before prepare.frame_mr, MR slices kept the scanner's field of view.
-RUN_LEGACY_VALUES: dict[str, dict] = {"loss": {"gc_absolute": False}, "prepare": {"frame_mr": False}}
+# Before model.init, kernels started Glorot-uniform (still the default).
+RUN_LEGACY_VALUES: dict[str, dict] = {
+    "loss": {"gc_absolute": False},
+    "prepare": {"frame_mr": False},
+    "model": {"init": "glorot_uniform"},
+}
+
+
+def with_legacy_values(values: dict) -> dict:
+    """A copy of a config dict a run wrote, with every key it predates set to :data:`RUN_LEGACY_VALUES`."""
+    values = copy.deepcopy(values)
+    for section, keys in RUN_LEGACY_VALUES.items():
+        if isinstance(values.get(section), dict):
+            for key, value in keys.items():
+                values[section].setdefault(key, value)
+    return values
 
 
 # name -> overrides of the defaults (which are the paper's settings).

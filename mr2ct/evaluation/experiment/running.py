@@ -8,7 +8,8 @@ import os
 import time
 
 from mr2ct._atomic import atomic_write_json, atomic_write_text
-from mr2ct.errors import Mr2ctError
+from mr2ct.config import Config, with_legacy_values
+from mr2ct.errors import ConfigError, Mr2ctError
 from mr2ct.evaluation.experiment.design import (
     CONDITIONS,
     REFERENCE_METRICS,
@@ -179,6 +180,12 @@ def _claim_folder(out, p: ExperimentPlan) -> dict:
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
+        if isinstance(saved.get("config"), dict):
+            # settings added since the folder was made count as what its runs were made with
+            try:
+                saved["config"] = Config.from_dict(with_legacy_values(saved["config"])).to_dict()
+            except ConfigError as exc:
+                raise Mr2ctError(f"{path}: holds a config that is not valid today ({exc})") from None
         if saved != described:
             keys = sorted(k for k in set(saved) | set(described) if saved.get(k) != described.get(k))
             raise Mr2ctError(f"{out}: holds an experiment with other settings (differs in {', '.join(keys)}); "
