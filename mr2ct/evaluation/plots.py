@@ -176,3 +176,37 @@ def condition_montage(subject, mr, ct, labels, conditions, path):
     show(axes[1, -1], None, "")
     fig.tight_layout()
     _save(fig, path)
+
+
+def training_curves(runs, path, panels, smooth=5):
+    """Training losses over the steps, one panel per loss and one line per run.
+
+    Args:
+        runs: ``{name: {tag: (steps, values)}}``, as :func:`mr2ct.evaluation.scalars.read_scalars` gives.
+        path: the PNG file.
+        panels: ``[(tag, title)]``, the losses to show; a run without a tag has no line in that panel.
+        smooth: width of the running mean drawn over the summaries (1: raw). Defaults to `5`.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    for ax, (tag, title) in zip(axes[0], panels):
+        for name, scalars in runs.items():
+            if tag not in scalars or not len(scalars[tag][0]):
+                continue
+            steps, values = scalars[tag]
+            width = max(1, min(int(smooth), len(values)))
+            mean = np.convolve(values, np.ones(width) / width, mode="valid")
+            ax.plot(steps[width - 1:], mean, label=name, linewidth=1.2)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for ax in axes[0, 1:]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 1))
+    _save(fig, path)

@@ -91,8 +91,8 @@ def test_volumes_grids_and_types(subjects):
     assert s.mr.array.dtype == np.float32 and s.mr.array.min() > 0
     assert s.ct.array.dtype == np.float32
     assert -1024 <= s.ct.array.min() and s.ct.array.max() <= 3071
-    for labels in (s.labels_mr, s.labels_ct):
-        assert labels.array.dtype == np.uint8 and labels.array.max() < ph.NUM_CLASSES
+    for label_volume in (s.labels_mr, s.labels_ct):
+        assert label_volume.array.dtype == np.uint8 and label_volume.array.max() < ph.NUM_CLASSES
     # the CT covers the MR field of view, and more craniocaudally
     (mr_lo, mr_hi), (ct_lo, ct_hi) = world_bounds(s.mr), world_bounds(s.ct)
     assert np.all(ct_lo <= mr_lo) and np.all(mr_hi <= ct_hi)
@@ -121,8 +121,8 @@ def test_subjects_differ(subjects, other):
 @pytest.mark.parametrize("key", [(0, 0), (1, 0), (0, 1)])
 def test_required_structures_present(subjects, key):
     s = subjects[key]
-    for labels in (s.labels_mr.array, s.labels_ct.array):
-        present = set(np.unique(labels).tolist())
+    for label_array in (s.labels_mr.array, s.labels_ct.array):
+        present = set(np.unique(label_array).tolist())
         assert set(ph.EVALUATED_STRUCTURES) | {ph.SACRUM, ph.GLUTEUS_MAXIMUS} <= present
     assert len(set(np.unique(s.labels_ct.array).tolist()) - {0}) >= 20
 

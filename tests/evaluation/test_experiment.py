@@ -140,7 +140,8 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
         assert f"| {factor} | {at} | Dice gluteus minimus |" in report
     assert "| GC form | large training set | Dice pelvis | large, GC |" in report
     assert "| large, signed GC | 12 |" not in report and "| large, signed GC | 2 | 2 | 0.3 | signed |" in report
-    for png in ("fig3_mutual_information.png", "fig4_examples.png", "fig5_dice.png", "synthesis_accuracy.png"):
+    for png in ("fig3_mutual_information.png", "fig4_examples.png", "fig5_dice.png", "synthesis_accuracy.png",
+                "training_curves.png"):
         assert f"]({png})" in report
         image = matplotlib.image.imread(out / png)
         assert image.ndim == 3 and min(image.shape[:2]) > 100

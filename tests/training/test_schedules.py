@@ -1,5 +1,4 @@
 import keras
-import numpy as np
 import pytest
 
 from mr2ct.training.schedules import ConstantThenLinearDecay

@@ -142,6 +142,14 @@ def render_report(results: dict) -> str:
         "",
         "![HU accuracy, bone and GC per condition](synthesis_accuracy.png)",
         "",
+        "## Training",
+        "",
+        "The CycleGAN losses over the steps (running mean of five summaries; TensorBoard has them all). A run "
+        "without the GC loss has no GC curve. GC here is of the form each run trained with (absolute or signed "
+        "gradients), on whole training slices.",
+        "",
+        "![CycleGAN losses over the steps, per condition](training_curves.png)",
+        "",
         f"## Segmentation through synthesis (Fig. 5): Dice, mean ± sd over the {n_test} test subjects",
         "",
         "![Fig. 5 analogue: Dice per structure and condition](fig5_dice.png)",

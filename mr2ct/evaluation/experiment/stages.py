@@ -15,6 +15,13 @@ from mr2ct.errors import Mr2ctError
 from mr2ct.evaluation.experiment.design import CONDITIONS, SEGMENTATION_METRICS, ExperimentPlan, TrainingSet
 
 EVALUATED_FILE = "evaluated.json"  # the checkpoints and subjects an evaluation folder holds metrics of
+# The CycleGAN losses drawn over the steps (TensorBoard tags of the training loop).
+TRAINING_CURVES = (
+    ("loss/cycle", "cycle loss (L1, both cycles)"),
+    ("loss/gc", "GC loss, 1 - GC(x, G(x)), both generators"),
+    ("loss/adv_ct", "adversarial loss of G_CT"),
+    ("loss/d_ct", "CT discriminator loss"),
+)
 
 
 def _seed_prepared(src, dst, groups):
@@ -251,11 +258,16 @@ def _write_figures(out, rows, example_subject) -> dict:
         "fig4": os.path.join(out, "fig4_examples.png"),
         "fig5": os.path.join(out, "fig5_dice.png"),
         "accuracy": os.path.join(out, "synthesis_accuracy.png"),
+        "curves": os.path.join(out, "training_curves.png"),
     }
     plots.metric_boxplots(None, files["fig3"], groups=by_label, keys=["mi_ct_smr", "mi_mr_sct"])
     # What the registered ground truth adds: HU accuracy, bone, and both forms of GC against the MR.
     plots.metric_boxplots(None, files["accuracy"], groups=by_label,
                           keys=["mae_hu", "ssim", "bone_dice", "mae_bone_band_hu", "gc_abs_mr_sct", "gc_mr_sct"])
+    from mr2ct.evaluation.scalars import read_scalars
+
+    plots.training_curves({c.label: read_scalars(os.path.join(out, "runs", c.name, "cyclegan", "logs"))
+                           for c in CONDITIONS}, files["curves"], TRAINING_CURVES)
     plots.dice_boxplots(by_label, files["fig5"], keys=[m for m in SEGMENTATION_METRICS if m != "dice_mean"])
     split = os.path.join(out, "split")
 
