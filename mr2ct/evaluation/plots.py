@@ -15,7 +15,7 @@ LABELS = {
     "mi_ct_sct": "MI(CT, sCT) [nats]",
     "mi_ct_smr": "MI(CT, sMR) [nats]",
     "gc_abs_mr_sct": "GC(MR, sCT), absolute gradients",
-    "gc_mr_sct": "GC(MR, sCT)",
+    "gc_mr_sct": "GC(MR, sCT), signed (Sobel)",
     "mae_hu": "MAE [HU]",
     "me_hu": "mean error [HU]",
     "psnr_db": "PSNR [dB]",
@@ -23,7 +23,7 @@ LABELS = {
     "mae_bone_band_hu": "MAE near bone edges [HU]",
     "bone_dice": "bone Dice (> 250 HU)",
     "mi_mr_ct": "MI(MR, true CT) [nats], reference",
-    "gc_mr_ct": "GC(MR, true CT), reference",
+    "gc_mr_ct": "GC(MR, true CT), signed (Sobel), reference",
     "gc_abs_mr_ct": "GC(MR, true CT), absolute gradients, reference",
 }
 

@@ -167,7 +167,8 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
         for key in ("cyclegan_run", "segmentation_run"):
             assert not os.path.isabs(entry[key]) and (out / entry[key] / "status.json").is_file()
     assert render_report(saved) == report  # the report can be rendered again from results.json
-    assert "For reference, the test MR against its *true* CT" in report and "GC(MR, true CT) " in report
+    assert "For reference, the test MR against its *true* CT" in report
+    assert "GC(MR, true CT), absolute gradients " in report and "GC(MR, true CT), signed (Sobel) " in report
     for reference in ("gc_mr_ct", "gc_abs_mr_ct", "mi_mr_ct"):
         values = {json.dumps(saved["conditions"][c.name]["summary"][reference]) for c in CONDITIONS}
         assert len(values) == 1, reference  # the test MR against its true CT: the same in every condition
