@@ -189,13 +189,14 @@ def training_curves(runs, path, panels, smooth=5):
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
     for ax, (tag, title) in zip(axes[0], panels):
-        for name, scalars in runs.items():
+        for index, (name, scalars) in enumerate(runs.items()):
             if tag not in scalars or not len(scalars[tag][0]):
                 continue
             steps, values = scalars[tag]
             width = max(1, min(int(smooth), len(values)))
             mean = np.convolve(values, np.ones(width) / width, mode="valid")
-            ax.plot(steps[width - 1:], mean, label=name, linewidth=1.2)
+            # one colour per run in every panel, also where runs before it have no line
+            ax.plot(steps[width - 1:], mean, label=name, linewidth=1.2, color=f"C{index % 10}")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)
