@@ -35,6 +35,18 @@ def test_a_run_config_without_gc_absolute_means_the_signed_gc_it_was_trained_wit
     assert Config.from_yaml(path).loss.gc_absolute is True  # a user's partial config: the defaults
 
 
+def test_a_run_config_without_init_means_the_glorot_kernels_it_was_trained_with(tmp_path):
+    import yaml
+
+    old = preset("tiny").to_dict()
+    assert old["model"]["init"] == "normal"
+    del old["model"]["init"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    assert Config.from_yaml(path, run=True).model.init == "glorot_uniform"
+    assert Config.from_yaml(path).model.init == "normal"
+
+
 def test_unknown_gc_operator_is_refused():
     with pytest.raises(ConfigError, match="loss.gc_operator"):
         preset("tiny").override(["loss.gc_operator=laplace"])

@@ -63,7 +63,7 @@ def test_config_key_builds_the_networks_and_is_checked():
     generator = builders.build_generator(config, "g")
     discriminator = builders.build_discriminator(config, "d")
     assert generator.init == discriminator.init == WeightInit.NORMAL
-    assert all(preset(name).model.init == "glorot_uniform" for name in ("paper", "cpu", "tiny"))
+    assert all(preset(name).model.init == "normal" for name in ("paper", "cpu", "tiny"))
     with pytest.raises(ConfigError, match="model.init must be one of"):
         preset("tiny").override(["model.init=he"])
     with pytest.raises(ConfigError, match="model.norm must be one of"):

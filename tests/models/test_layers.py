@@ -17,6 +17,38 @@ def test_instance_norm_matches_keras_group_norm(shape):
     np.testing.assert_allclose(ours, (x - mean) / np.sqrt(var + 1e-5), atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(3, 6, 5, 4), (1, 16, 16, 2)])
+def test_fused_instance_norm_gradient_matches_the_element_wise_form(shape):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(3.0, 2.0, shape).astype("float32"))
+    weights = tf.constant(rng.normal(size=shape).astype("float32"))
+
+    def elementwise(v):
+        mean, var = tf.nn.moments(v, axes=[1, 2], keepdims=True)
+        return (v - mean) * tf.math.rsqrt(var + 1e-5)
+
+    grads = []
+    for norm in (InstanceNormalization(), elementwise):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(norm(x) * weights)
+        grads.append(tape.gradient(loss, x).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], atol=1e-5)
+    # images of a batch do not share statistics: changing one leaves the others' outputs as they were
+    y = InstanceNormalization()(x).numpy()
+    y2 = InstanceNormalization()(tf.concat([x[:1] * 5.0 + 2.0, x[1:]], 0)).numpy()
+    np.testing.assert_allclose(y[1:], y2[1:], atol=1e-6)
+
+
+def test_instance_norm_of_volumes_normalizes_over_all_spatial_axes():
+    x = np.random.default_rng(2).normal(1.0, 3.0, (2, 4, 5, 6, 3)).astype("float32")
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    var = x.var(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(InstanceNormalization()(x).numpy(), (x - mean) / np.sqrt(var + 1e-5), atol=1e-5)
+
+
 def test_instance_norm_weights_and_config():
     assert InstanceNormalization()(np.zeros((1, 4, 4, 2), "float32")) is not None
     layer = InstanceNormalization(center=True, scale=True)
