@@ -16,6 +16,7 @@ import time
 
 from mr2ct._atomic import atomic_write_json
 from mr2ct.config import Config, preset
+from mr2ct.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -106,7 +107,12 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
 
     run_dir = os.path.join(out, "runs", "gc_cyclegan")
     step(f"3/6 train the GC-CycleGAN ({p.config.train.total_steps} steps) -> {run_dir}")
-    result = train_cyclegan(prepared, run_dir, config=p.config)
+    try:
+        result = train_cyclegan(prepared, run_dir, config=p.config)
+    except ConfigError as error:
+        raise ConfigError(f"{error}. {out} holds a demo run of another plan (an earlier mr2ct, or other "
+                          f"options): remove {run_dir} to train it anew, or pass --out to use another "
+                          "folder") from None
     if result.interrupted:
         raise KeyboardInterrupt
     echo(f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'logs')}")

@@ -4,10 +4,12 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from mr2ct.config import preset
 from mr2ct.data.io import read_volume
 from mr2ct.demo import DemoPlan, plan, run_demo
+from mr2ct.errors import ConfigError
 from mr2ct.evaluation.evaluate import read_table
 
 
@@ -34,6 +36,13 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(tmp_path):
     run_demo(tmp_path / "demo", sizes=sizes, echo=again.append)
     assert "already generated" in again and any(line.startswith("already exported") for line in again)
     assert sorted(os.listdir(tmp_path / "demo" / "saved_models" / "mr2ct")) == ["1"]
+
+    # a demo folder of another plan (e.g. an earlier mr2ct's) is refused, naming the run and the way out
+    other = DemoPlan("small", train_mr=1, train_ct=1, test=1,
+                     config=preset("tiny").override(["model.init=glorot_uniform"]))
+    refused = r"other settings \(model.init: 'normal' -> 'glorot_uniform'\).*remove .*gc_cyclegan.*--out"
+    with pytest.raises(ConfigError, match=refused):
+        run_demo(tmp_path / "demo", sizes=other, echo=lambda line: None)
 
 
 def test_plans():
