@@ -12,7 +12,7 @@ Presets (``PRESETS``):
   constant for 1e5 steps then linearly to 0 over 1e5 steps, lambda_cycle 3,
   lambda_gc 0.3.
 * ``cpu``: 160x160 slices, smaller networks and 3,200 steps, which train on
-  the phantom on two CPU cores in about 25 minutes.
+  the phantom on two CPU cores in about 30 minutes.
 * ``tiny``: seconds per run, for the tests.
 """
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 
@@ -26,11 +25,7 @@ class InstanceNormalization(keras.layers.Layer):
     ``mixed_bfloat16`` policies. Without ``center``/``scale`` (the default) it has
     no weights, as in the reference CycleGAN (``InstanceNorm2d(affine=False)``).
     It equals ``keras.layers.GroupNormalization(groups=-1, center=False,
-    scale=False, epsilon=1e-5)`` and is faster: a 4-D input (images) is
-    normalized by TensorFlow's fused batch-norm kernel, each image's channels
-    laid side by side as one "batch" of ``batch * channels`` channels, which
-    takes the statistics and, in the backward pass, the gradient in one kernel
-    each instead of a chain of element-wise ops (``benchmarks/instance_norm.py``).
+    scale=False, epsilon=1e-5)`` and is faster, having no reshape to groups.
 
     Args:
         epsilon: added to the variance. Defaults to `1e-5`.
@@ -71,12 +66,9 @@ class InstanceNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
-        if len(inputs.shape) == 4:
-            x = fused_instance_norm(x, self.epsilon)
-        else:
-            axes = list(range(1, len(inputs.shape) - 1))
-            mean, variance = ops.moments(x, axes=axes, keepdims=True)
-            x = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        axes = list(range(1, len(inputs.shape) - 1))
+        mean, variance = ops.moments(x, axes=axes, keepdims=True)
+        x = (x - mean) * ops.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
             x = x * ops.cast(self.gamma, "float32")
         if self.beta is not None:
@@ -90,24 +82,6 @@ class InstanceNormalization(keras.layers.Layer):
         config = super().get_config()
         config.update({"epsilon": self.epsilon, "center": self.center, "scale": self.scale})
         return config
-
-
-def fused_instance_norm(x, epsilon):
-    """Instance normalization of a float32 ``(batch, height, width, channels)`` tensor, fused.
-
-    Batch normalization in training mode normalizes each channel over batch
-    and space; with the images' channels side by side in a batch of one, that
-    is each image's channel over space alone (biased variance, as
-    ``ops.moments``). A batch of one needs no transpose.
-    """
-    shape = tf.shape(x)
-    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-    single = x.shape[0] == 1
-    # (batch, h, w, c) -> (1, h, w, batch * c): the image index becomes part of the channel.
-    y = x if single else tf.reshape(tf.transpose(x, (1, 2, 0, 3)), (1, height, width, batch * channels))
-    unit = tf.ones((batch * channels,), tf.float32)
-    y, _, _ = tf.compat.v1.nn.fused_batch_norm(y, unit, tf.zeros_like(unit), epsilon=epsilon, is_training=True)
-    return y if single else tf.transpose(tf.reshape(y, (height, width, batch, channels)), (2, 0, 1, 3))
 
 
 def make_norm(norm: Norm | str, name: str | None = None):

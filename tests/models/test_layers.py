@@ -18,7 +18,7 @@ def test_instance_norm_matches_keras_group_norm(shape):
 
 
 @pytest.mark.parametrize("shape", [(3, 6, 5, 4), (1, 16, 16, 2)])
-def test_fused_instance_norm_gradient_matches_the_element_wise_form(shape):
+def test_instance_norm_gradient_matches_the_moments_form(shape):
     import tensorflow as tf
 
     rng = np.random.default_rng(1)
