@@ -30,6 +30,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _paired import true_ct_slices  # noqa: E402
 
 
 def subject_range(text: str) -> list[int]:
@@ -39,17 +40,10 @@ def subject_range(text: str) -> list[int]:
 
 def paired_slices(mr, ct_on_mr_grid, config):
     """The MR's network slices and, on exactly their grid, the registered CT's (both in [-1, 1])."""
-    from mr2ct.data.framing import crop_box
-    from mr2ct.data.intensity import CTIntensity
-    from mr2ct.data.preprocess import preprocess_mr, resample_slices
+    from mr2ct.data.preprocess import preprocess_mr
 
     mr_slices, record = preprocess_mr(mr, config)
-    truth = ct_on_mr_grid
-    if record["framing"] is not None:
-        truth = crop_box(truth, record["framing"]["crop_start_ijk"], record["framing"]["crop_size_ijk"], -1000.0)
-    small, _ = resample_slices(truth, config.image_size, order=1)
-    window = CTIntensity(config.ct_hu_min, config.ct_hu_max)
-    return mr_slices, window.forward(small.array), record
+    return mr_slices, true_ct_slices(ct_on_mr_grid, record, config)
 
 
 def main(argv=None):
@@ -67,6 +61,7 @@ def main(argv=None):
 
     from mr2ct.config import preset
     from mr2ct.data.io import read_volume
+    from mr2ct.data.prepare import preprocessing_record
     from mr2ct.evaluation.evaluate import evaluate_volume
     from mr2ct.serving.predict import Synthesizer
     from mr2ct.training.builders import build_generator, build_preprocess_config
@@ -84,7 +79,7 @@ def main(argv=None):
                 read_volume(os.path.join(args.phantom, "ct_on_mr_grid", name)))
 
     t0 = time.perf_counter()
-    pairs = [paired_slices(*load(i), prep)[:2] for i in subject_range(args.train)]
+    pairs = [paired_slices(*load(i), prep) for i in subject_range(args.train)]
     mr_train = np.concatenate([p[0] for p in pairs])[..., None]
     ct_train = np.concatenate([p[1] for p in pairs])[..., None]
     print(f"{len(mr_train)} paired {prep.image_size}x{prep.image_size} slices of {len(pairs)} subjects "
@@ -115,9 +110,7 @@ def main(argv=None):
             print(f"step {i}/{steps}  {rate:.3f} s/step  ETA {rate * (steps - i) / 60:.1f} min  "
                   f"L1 {np.mean(losses[-200:]):.4f}", flush=True)
 
-    preprocessing = {"config": prep.to_dict(), "image_size": prep.image_size,
-                     "ct_intensity": {"hu_min": prep.ct_hu_min, "hu_max": prep.ct_hu_max}}
-    synthesizer = Synthesizer.from_generator(generator, preprocessing)
+    synthesizer = Synthesizer.from_generator(generator, preprocessing_record(prep))
     rows = []
     for index in subject_range(args.test):
         mr, truth = load(index)

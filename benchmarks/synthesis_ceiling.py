@@ -19,6 +19,7 @@ import argparse
 import time
 
 import numpy as np
+from _paired import true_ct_slices
 
 
 def body_centroid(slices: np.ndarray, threshold: float = -0.9) -> np.ndarray:
@@ -45,11 +46,9 @@ def main(argv=None):
         PreprocessConfig,
         preprocess_ct,
         preprocess_mr,
-        resample_slices,
         resample_to_reference,
         volume_from_geometry,
     )
-    from mr2ct.data.framing import crop_box
     from mr2ct.evaluation.evaluate import evaluate_volume
 
     t0 = time.perf_counter()
@@ -66,12 +65,9 @@ def main(argv=None):
             mr_c.append(body_centroid(mr_slices) / size)
             ct_c.append(body_centroid(ct_slices) / size)
             # the true CT through the synthesized CT's path
-            framing = mr_record["framing"]
             truth = s.ct_on_mr_grid
-            framed = crop_box(truth, framing["crop_start_ijk"], framing["crop_size_ijk"], -1000.0)
-            small, _ = resample_slices(framed, size, order=1)
-            window = CTIntensity.from_config({"hu_min": config.ct_hu_min, "hu_max": config.ct_hu_max})
-            hu = window.inverse(window.forward(small.array))
+            window = CTIntensity(config.ct_hu_min, config.ct_hu_max)
+            hu = window.inverse(true_ct_slices(truth, mr_record, config))
             back = resample_to_reference(volume_from_geometry(hu, mr_record["output_geometry"]), s.mr,
                                          order=1, default_value=-1000.0)
             scores.append(evaluate_volume(s.mr.array, back.array, truth.array))

@@ -157,6 +157,15 @@ def _finished(out_dir, job, config_dict):
     return record["config"] == config_dict and made_from == (real(path), real(label_path))
 
 
+def preprocessing_record(config: PreprocessConfig) -> dict:
+    """How slices were made from volumes (a manifest's and a run's ``preprocessing``): size, settings, CT window."""
+    return {
+        "image_size": config.image_size,
+        "config": config.to_dict(),
+        "ct_intensity": {"hu_min": config.ct_hu_min, "hu_max": config.ct_hu_max},
+    }
+
+
 def prepare_dataset(
     out_dir,
     mr_dir=None,
@@ -253,11 +262,7 @@ def write_manifest(out_dir, jobs, skipped, config: PreprocessConfig) -> dict:
         "mr2ct_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "image_size": config.image_size,
-        "preprocessing": {
-            "image_size": config.image_size,
-            "config": config.to_dict(),
-            "ct_intensity": {"hu_min": config.ct_hu_min, "hu_max": config.ct_hu_max},
-        },
+        "preprocessing": preprocessing_record(config),
         "counts": counts,
         "volumes": volumes,
         "skipped": skipped,

@@ -221,4 +221,3 @@ def test_a_folder_made_before_a_setting_existed_is_judged_by_its_old_value(tiny_
     lines = []
     run_experiment(out, preset="tiny", echo=lines.append, progress=False)
     assert sum("already trained" in line for line in lines) == 10
-
