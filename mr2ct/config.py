@@ -11,7 +11,7 @@ Presets (``PRESETS``):
   generator with 9 blocks, 70x70 PatchGAN, batch 1, Adam 2e-4 (beta_1 0.5)
   constant for 1e5 steps then linearly to 0 over 1e5 steps, lambda_cycle 3,
   lambda_gc 0.3.
-* ``cpu``: 160x160 slices, smaller networks and 3,200 steps, which train on
+* ``cpu``: 160x160 slices, smaller networks and 3,000 steps, which train on
   the phantom on two CPU cores in about 30 minutes.
 * ``tiny``: seconds per run, for the tests.
 """
@@ -305,8 +305,8 @@ PRESETS: dict[str, dict] = {
         "prepare": {"n4_shrink_factor": 2},
         "model": {"generator_filters": 24, "generator_blocks": 6, "discriminator_filters": 24},
         "train": {
-            "constant_steps": 1600,
-            "decay_steps": 1600,
+            "constant_steps": 1500,
+            "decay_steps": 1500,
             "checkpoint_every": 500,
             "summary_every": 25,
             "image_summary_every": 500,

@@ -39,7 +39,7 @@ def plan(quick: bool) -> DemoPlan:
 
     ``quick``: small phantoms and 300 steps, every stage of the job in about
     two minutes; the model is barely trained (its synthesized CT is still
-    noise-like). Otherwise paper-size phantoms and the cpu preset (3,200
+    noise-like). Otherwise paper-size phantoms and the cpu preset (3,000
     steps on 160x160 slices, about half an hour on two idle cores).
     """
     if quick:

@@ -48,5 +48,5 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(tmp_path):
 def test_plans():
     quick, full = plan(True), plan(False)
     assert quick.subjects == 12 and quick.config.data.image_size == 64
-    assert full.phantom_size == "paper" and full.config.train.total_steps == 3200
+    assert full.phantom_size == "paper" and full.config.train.total_steps == 3000
     assert (full.config.data.image_size, full.config.data.batch_size) == (160, 1)

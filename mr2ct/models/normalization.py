@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -25,7 +26,8 @@ class InstanceNormalization(keras.layers.Layer):
     ``mixed_bfloat16`` policies. Without ``center``/``scale`` (the default) it has
     no weights, as in the reference CycleGAN (``InstanceNorm2d(affine=False)``).
     It equals ``keras.layers.GroupNormalization(groups=-1, center=False,
-    scale=False, epsilon=1e-5)`` and is faster, having no reshape to groups.
+    scale=False, epsilon=1e-5)`` and is faster, having no reshape to groups
+    and a closed-form gradient (`instance_normalize`).
 
     Args:
         epsilon: added to the variance. Defaults to `1e-5`.
@@ -67,8 +69,7 @@ class InstanceNormalization(keras.layers.Layer):
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
         axes = list(range(1, len(inputs.shape) - 1))
-        mean, variance = ops.moments(x, axes=axes, keepdims=True)
-        x = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        x = instance_normalize(x, axes, self.epsilon)
         if self.gamma is not None:
             x = x * ops.cast(self.gamma, "float32")
         if self.beta is not None:
@@ -82,6 +83,44 @@ class InstanceNormalization(keras.layers.Layer):
         config = super().get_config()
         config.update({"epsilon": self.epsilon, "center": self.center, "scale": self.scale})
         return config
+
+
+def instance_normalize(x, axes, epsilon):
+    """``(x - mean) / sqrt(variance + epsilon)`` over ``axes``, with a closed-form gradient.
+
+    The forward pass is the two-pass moments form (values equal to
+    ``tf.nn.moments``; a constant image gives exactly what that form gives).
+    The gradient is written out instead of differentiated through the
+    moments: with ``n`` the normalized tensor and ``g`` the upstream gradient,
+    ``dx = (g - mean(g) - n * mean(g * n)) / sqrt(variance + epsilon)``, two
+    reductions and a few element-wise products in place of the dozen ops
+    autodiff records (a normalization plus its gradient about 10-20 per cent
+    faster, ``benchmarks/instance_norm.py``).
+
+    Args:
+        x: float32 tensor.
+        axes: the axes the statistics are taken over (the spatial axes).
+        epsilon: added to the variance.
+
+    Returns:
+        The normalized tensor, of the shape of ``x``.
+    """
+    axes = list(axes)
+
+    @tf.custom_gradient
+    def normalize(x):
+        centred = x - tf.reduce_mean(x, axes, keepdims=True)
+        inv_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axes, keepdims=True) + epsilon)
+        normalized = centred * inv_std
+
+        def grad(upstream):
+            mean_upstream = tf.reduce_mean(upstream, axes, keepdims=True)
+            projection = tf.reduce_mean(upstream * normalized, axes, keepdims=True)
+            return inv_std * (upstream - mean_upstream - normalized * projection)
+
+        return normalized, grad
+
+    return normalize(x)
 
 
 def make_norm(norm: Norm | str, name: str | None = None):
