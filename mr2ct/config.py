@@ -284,13 +284,21 @@ RUN_LEGACY_VALUES: dict[str, dict] = {
 }
 
 
+def predated_settings(values: dict) -> dict[str, object]:
+    """``{"section.key": legacy value}`` for each key of :data:`RUN_LEGACY_VALUES` a run's config dict lacks."""
+    return {f"{section}.{key}": value for section, keys in RUN_LEGACY_VALUES.items()
+            for key, value in keys.items()
+            if not isinstance(values.get(section), dict) or key not in values[section]}
+
+
 def with_legacy_values(values: dict) -> dict:
     """A copy of a config dict a run wrote, with every key it predates set to :data:`RUN_LEGACY_VALUES`."""
     values = copy.deepcopy(values)
-    for section, keys in RUN_LEGACY_VALUES.items():
-        if isinstance(values.get(section), dict):
-            for key, value in keys.items():
-                values[section].setdefault(key, value)
+    for dotted, value in predated_settings(values).items():
+        section, key = dotted.split(".")
+        if not isinstance(values.get(section), dict):
+            values[section] = {}
+        values[section][key] = value
     return values
 
 

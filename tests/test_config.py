@@ -47,6 +47,21 @@ def test_a_run_config_without_init_means_the_glorot_kernels_it_was_trained_with(
     assert Config.from_yaml(path).model.init == "normal"
 
 
+def test_predated_settings_name_what_a_run_config_lacks_and_a_whole_missing_section():
+    from mr2ct.config import RUN_LEGACY_VALUES, predated_settings, with_legacy_values
+
+    today = preset("tiny").to_dict()
+    assert predated_settings(today) == {}
+    old = preset("tiny").to_dict()
+    del old["model"]["init"]
+    del old["prepare"]
+    assert predated_settings(old) == {"prepare.frame_mr": False, "model.init": "glorot_uniform"}
+    restored = with_legacy_values(old)
+    assert restored["model"]["init"] == "glorot_uniform" and restored["prepare"] == {"frame_mr": False}
+    assert "prepare" not in old and "init" not in old["model"]  # the input is left as it was
+    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model"}
+
+
 def test_unknown_gc_operator_is_refused():
     with pytest.raises(ConfigError, match="loss.gc_operator"):
         preset("tiny").override(["loss.gc_operator=laplace"])

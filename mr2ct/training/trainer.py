@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from mr2ct._atomic import atomic_write_json
-from mr2ct.config import RUN_LEGACY_VALUES, Config
+from mr2ct.config import Config, predated_settings
 from mr2ct.errors import ConfigError
 from mr2ct.training import builders
 from mr2ct.training.cluster import worker_role
@@ -40,9 +40,9 @@ def resolve_run_config(
         saved = Config.from_yaml(path, run=True)
         if config is not None and _used(config, unused_sections) != _used(saved, unused_sections):
             diff = _differences(_used(saved, unused_sections), _used(config, unused_sections))
-            predates = _predating_keys(path)
+            predates = _predated_settings(path)
             note = (f"; its {CONFIG_FILE} predates {', '.join(predates)}, so it was trained with "
-                    + ", ".join(f"{k}={_legacy_value(k)!r}" for k in predates)) if predates else ""
+                    + ", ".join(f"{k}={v!r}" for k, v in predates.items())) if predates else ""
             raise ConfigError(
                 f"{path}: this run was started with other settings ({', '.join(diff)}){note}; "
                 "use a new run folder, or resume without changing the config"
@@ -56,19 +56,12 @@ def resolve_run_config(
     return config
 
 
-def _predating_keys(path) -> list[str]:
-    """The keys of :data:`~mr2ct.config.RUN_LEGACY_VALUES` that the run's YAML file does not have."""
+def _predated_settings(path) -> dict[str, object]:
+    """The settings the run's YAML file predates, with the values it was trained with."""
     import yaml
 
     with open(path) as f:
-        values = yaml.safe_load(f) or {}
-    return [f"{section}.{key}" for section, keys in RUN_LEGACY_VALUES.items() for key in keys
-            if key not in (values.get(section) or {})]
-
-
-def _legacy_value(dotted: str):
-    section, key = dotted.split(".")
-    return RUN_LEGACY_VALUES[section][key]
+        return predated_settings(yaml.safe_load(f) or {})
 
 
 def _used(config: Config, unused_sections) -> dict:
