@@ -94,7 +94,7 @@ def instance_normalize(x, axes, epsilon):
     moments: with ``n`` the normalized tensor and ``g`` the upstream gradient,
     ``dx = (g - mean(g) - n * mean(g * n)) / sqrt(variance + epsilon)``, two
     reductions and a few element-wise products in place of the dozen ops
-    autodiff records (a normalization plus its gradient about 10-20 per cent
+    autodiff records (a normalization plus its gradient 13-23 per cent
     faster, ``benchmarks/instance_norm.py``).
 
     Args:
