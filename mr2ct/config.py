@@ -11,7 +11,7 @@ Presets (``PRESETS``):
   generator with 9 blocks, 70x70 PatchGAN, batch 1, Adam 2e-4 (beta_1 0.5)
   constant for 1e5 steps then linearly to 0 over 1e5 steps, lambda_cycle 3,
   lambda_gc 0.3.
-* ``cpu``: 160x160 slices, smaller networks and 3,000 steps, which train on
+* ``cpu``: 160x160 slices, smaller networks, Adam 4e-4 and 3,000 steps, which train on
   the phantom on two CPU cores in about 30 minutes.
 * ``tiny``: seconds per run, for the tests.
 """
@@ -312,7 +312,10 @@ PRESETS: dict[str, dict] = {
         "data": {"image_size": 160, "batch_size": 1},
         "prepare": {"n4_shrink_factor": 2},
         "model": {"generator_filters": 24, "generator_blocks": 6, "discriminator_filters": 24},
+        # Twice the paper's rate: at 3,000 steps it lowered the demo's MAE on all eight held-out subjects of
+        # phantom seeds 0 and 1 (112 -> 105 and 83 -> 77 HU) and raised SSIM by 0.04-0.05 (README ablation).
         "train": {
+            "learning_rate": 4e-4,
             "constant_steps": 1500,
             "decay_steps": 1500,
             "checkpoint_every": 500,

@@ -49,4 +49,5 @@ def test_plans():
     quick, full = plan(True), plan(False)
     assert quick.subjects == 12 and quick.config.data.image_size == 64
     assert full.phantom_size == "paper" and full.config.train.total_steps == 3000
+    assert full.config.train.learning_rate == 4e-4  # the cpu preset's (the paper: 2e-4)
     assert (full.config.data.image_size, full.config.data.batch_size) == (160, 1)
