@@ -1,5 +1,6 @@
 """Networks of mr2ct: generator, discriminator, U-Net, segmentation through synthesis, building blocks."""
 
+from mr2ct.models.convolution import ValidConv2D, valid_conv2d
 from mr2ct.models.cycle_gan import CycleGAN
 from mr2ct.models.image_pool import ImagePool
 from mr2ct.models.initializers import REFERENCE_INIT_STD, WeightInit
@@ -24,5 +25,7 @@ __all__ = [
     "ResnetGenerator",
     "SynthesisSegmenter",
     "UNet",
+    "ValidConv2D",
     "WeightInit",
+    "valid_conv2d",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from mr2ct.models._util import build_stages, call_stages, check_input_shape, check_positive_int
+from mr2ct.models.convolution import ValidConv2D
 from mr2ct.models.initializers import WeightInit, kernel_initializer
 from mr2ct.models.normalization import Norm, make_norm
 from mr2ct.models.padding import ReflectionPadding2D
@@ -27,11 +28,11 @@ class ResidualBlock(keras.layers.Layer):
         self.init = WeightInit(init)
         self.stages = [
             ReflectionPadding2D(1, name="pad1"),
-            keras.layers.Conv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv1"),
+            ValidConv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv1"),
             make_norm(self.norm, name="norm1"),
             keras.layers.ReLU(name="relu1"),
             ReflectionPadding2D(1, name="pad2"),
-            keras.layers.Conv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv2"),
+            ValidConv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv2"),
             make_norm(self.norm, name="norm2"),
         ]
         self.stages = [layer for layer in self.stages if layer is not None]
@@ -115,7 +116,7 @@ class ResnetGenerator(keras.Model):
 
         layers = [
             ReflectionPadding2D(3, name="stem_pad"),
-            conv(keras.layers.Conv2D, self.filters, 7, name="stem_conv"),
+            conv(ValidConv2D, self.filters, 7, name="stem_conv"),
             make_norm(self.norm, name="stem_norm"),
             keras.layers.ReLU(name="stem_relu"),
         ]
@@ -142,7 +143,7 @@ class ResnetGenerator(keras.Model):
             ]
         layers += [
             ReflectionPadding2D(3, name="head_pad"),
-            conv(keras.layers.Conv2D, self.output_channels, 7, name="head_conv"),
+            conv(ValidConv2D, self.output_channels, 7, name="head_conv"),
             keras.layers.Activation("tanh", dtype="float32", name="head_tanh"),
         ]
         self.stages = [layer for layer in layers if layer is not None]

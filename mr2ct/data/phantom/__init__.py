@@ -54,8 +54,8 @@ from mr2ct.data.phantom.dataset import DATASET_FOLDERS, write_phantom_dataset
 from mr2ct.data.phantom.grids import Grid, PhantomSize, scanner_grid
 from mr2ct.data.phantom.montage import write_montage
 from mr2ct.data.phantom.parameters import SubjectParameters, sample_parameters
-from mr2ct.data.phantom.rendering import bias_field, render_ct, render_mr
-from mr2ct.data.phantom.subjects import PhantomSubject, generate_subject, subject_name
+from mr2ct.data.phantom.rendering import bias_field, expected_ct, render_ct, render_mr
+from mr2ct.data.phantom.subjects import PhantomSubject, generate_subject, subject_name, subject_tissue_on_mr_grid
 from mr2ct.data.phantom.tissue_map import TissueMap, render_tissue
 from mr2ct.data.phantom.tissues import STRUCTURE_TISSUES, TISSUES, Tissue
 from mr2ct.labels import (
@@ -100,10 +100,12 @@ __all__ = [
     "generate_subject",
     "label_colours",
     "link_subjects",
+    "expected_ct",
     "render_ct",
     "render_mr",
     "render_tissue",
     "sample_parameters",
+    "subject_tissue_on_mr_grid",
     "scanner_grid",
     "subject_name",
     "write_montage",

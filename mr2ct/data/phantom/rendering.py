@@ -45,6 +45,23 @@ def _psf(image: np.ndarray, tissue_map: TissueMap) -> np.ndarray:
     return ndimage.gaussian_filter(image, sigma, mode="nearest", truncate=2.5)
 
 
+def expected_ct(tissue_map: TissueMap, ct_hu: dict) -> np.ndarray:
+    """The CT a tissue map gives with no texture and no noise: per-tissue HU, partial volume, blur.
+
+    This is :func:`render_ct` without its random parts: with a subject's own
+    ``ct_hu`` it is the mean of that subject's CT; with HU values typical of
+    the population it is the best guess of a CT from the anatomy alone.
+
+    Args:
+        tissue_map: from :func:`render_tissue`.
+        ct_hu: tissue name -> HU (the keys of ``SubjectParameters.ct_hu``).
+
+    Returns:
+        ``float32`` array on the tissue map's grid.
+    """
+    return _psf(tissue_map.average(_table(ct_hu)), tissue_map)
+
+
 def render_ct(tissue_map: TissueMap, params: SubjectParameters, rng: np.random.Generator) -> np.ndarray:
     """CT in Hounsfield units from a tissue map.
 
@@ -62,7 +79,7 @@ def render_ct(tissue_map: TissueMap, params: SubjectParameters, rng: np.random.G
         ``float32`` array on the tissue map's grid.
     """
     grid = tissue_map.grid
-    hu = _psf(tissue_map.average(_table(params.ct_hu)), tissue_map)
+    hu = expected_ct(tissue_map, params.ct_hu)
     amplitude = tissue_map.average(_table(_CT_TEXTURE))
     hu += amplitude * _smooth_noise(grid.shape, grid.spacing, 1.5, rng)
     noise = _smooth_noise(grid.shape, grid.spacing, 0.4 * min(grid.spacing), rng)

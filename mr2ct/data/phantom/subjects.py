@@ -42,6 +42,29 @@ def subject_name(index: int) -> str:
     return f"subject_{int(index):03d}"
 
 
+def _draw(index: int, seed: int):
+    """The random generator, parameters and anatomy of subject ``index`` of data set ``seed``."""
+    rng = np.random.default_rng([int(seed), int(index), 0x41C7])
+    params = sample_parameters(rng)
+    return rng, params, build_anatomy(params)
+
+
+def subject_tissue_on_mr_grid(index: int, size: str = "small", seed: int = 0):
+    """What subject ``index`` of data set ``seed`` is made of, on its MR grid.
+
+    The anatomy :func:`generate_subject` renders its MR and paired CT from,
+    without rendering them.
+
+    Returns:
+        ``(parameters, tissue_map)``: the :class:`SubjectParameters` and the
+        :class:`TissueMap` on the MR grid.
+    """
+    if int(index) < 0 or int(seed) < 0:
+        raise ValueError(f"index and seed must be >= 0, received: index={index}, seed={seed}")
+    _, params, anatomy = _draw(index, seed)
+    return params, render_tissue(anatomy, scanner_grid("mr", PhantomSize(size), params.mr_centre))
+
+
 def generate_subject(index: int, size: str = "small", seed: int = 0) -> PhantomSubject:
     """Make one phantom subject.
 
@@ -60,9 +83,7 @@ def generate_subject(index: int, size: str = "small", seed: int = 0) -> PhantomS
     if int(index) < 0 or int(seed) < 0:
         raise ValueError(f"index and seed must be >= 0, received: index={index}, seed={seed}")
     size = PhantomSize(size)
-    rng = np.random.default_rng([int(seed), int(index), 0x41C7])
-    params = sample_parameters(rng)
-    anatomy = build_anatomy(params)
+    rng, params, anatomy = _draw(index, seed)
     mr_grid = scanner_grid("mr", size, params.mr_centre)
     ct_grid = scanner_grid("ct", size, params.ct_centre)
     on_mr = render_tissue(anatomy, mr_grid)
