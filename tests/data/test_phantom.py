@@ -317,3 +317,34 @@ def test_small_subject_volumes_match_recorded_hashes(recorded_subject, folder, g
     geometry = np.concatenate([np.asarray(g, dtype=np.float64).ravel()
                                for g in (volume.spacing, volume.origin, volume.direction)])
     assert hashlib.sha256(geometry.tobytes()).hexdigest() == RECORDED_GRIDS[grid]
+
+
+# ----------------------------------------------------------------- the anatomy without the random parts
+
+
+def test_subject_tissue_on_mr_grid_is_the_subjects_anatomy(subjects):
+    params, tissue_map = ph.subject_tissue_on_mr_grid(0, "small", seed=0)
+    subject = subjects[(0, 0)]
+    assert params == subject.parameters
+    assert tissue_map.grid.shape == subject.mr.shape
+    np.testing.assert_array_equal(tissue_map.labels, subject.labels_mr.array)
+    with pytest.raises(ValueError, match="index and seed"):
+        ph.subject_tissue_on_mr_grid(-1)
+
+
+def test_expected_ct_is_the_subjects_ct_without_texture_and_noise(subjects):
+    params, tissue_map = ph.subject_tissue_on_mr_grid(0, "small", seed=0)
+    expected = ph.expected_ct(tissue_map, params.ct_hu)
+    rendered = subjects[(0, 0)].ct_on_mr_grid.array
+    assert expected.shape == rendered.shape and expected.dtype == np.float32
+    residual = rendered - expected
+    soft = np.abs(expected) < 200  # fat, muscle, fluids: texture and noise of a few tens of HU at most
+    assert abs(float(residual[soft].mean())) < 3.0
+    assert 5.0 < float(residual[soft].std()) < 30.0
+    assert np.corrcoef(expected.ravel(), rendered.ravel())[0, 1] > 0.98
+
+
+def test_expected_ct_of_one_value_everywhere_is_that_value():
+    _, tissue_map = ph.subject_tissue_on_mr_grid(1, "small", seed=0)
+    flat = ph.expected_ct(tissue_map, {name: 40.0 for name in ph.TISSUES.values()})
+    np.testing.assert_allclose(flat, 40.0, atol=1e-3)
