@@ -326,8 +326,10 @@ PRESETS: dict[str, dict] = {
         # far from trained (cpu experiment: cross-entropy 0.87 after 1,000 steps, 0.06 at 1e-3).
         "segmentation": {"filters": 16, "depth": 3, "steps": 2000, "batch_size": 8, "checkpoint_every": 250,
                          "learning_rate": 1e-3},
-        # about 0.5 s per step on two idle CPU cores; XLA made this step slower on CPU (0.87 against
-        # 0.72 s in benchmarks/train_step.py --size 160 --filters 24 --blocks 6), so it is off here.
+        # 0.5-0.9 s per step on two CPU cores, depending on the machine (README, Speed). XLA made this
+        # step slower on CPU (0.87 against 0.72 s in benchmarks/train_step.py --size 160 --filters 24
+        # --blocks 6), so it is off here; with ValidConv2D one measurement gave XLA 0.72 against 0.79 s,
+        # within the variation of that machine, not enough to change it.
         "runtime": {"xla": False},
     },
     "tiny": {
