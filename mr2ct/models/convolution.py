@@ -15,7 +15,7 @@ def valid_conv2d(inputs, kernel):
     written as forward convolutions, which the CPU kernels run far faster for
     some shapes: for the ResNet generator's last 7x7 convolution (64 -> 1
     channel at 262x262) TensorFlow 2.21's backward pass takes about 1 s on two
-    CPU cores, this one 70 ms (``python benchmarks/convolution.py``).
+    CPU cores, this one about 80 ms (``python benchmarks/convolution.py``).
 
     * input gradient: the output gradient, zero-padded by ``kernel - 1`` on
       each side, convolved with the kernel flipped in space and with its in and
@@ -64,13 +64,11 @@ class ValidConv2D(keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
-        settings = {"strides": self.strides, "padding": self.padding, "dilation_rate": self.dilation_rate,
-                    "groups": self.groups, "data_format": self.data_format}
         required = {"strides": (1, 1), "padding": "valid", "dilation_rate": (1, 1), "groups": 1,
                     "data_format": "channels_last"}
-        for name, value in settings.items():
-            if value != required[name]:
-                raise ValueError(f"ValidConv2D needs {name}={required[name]!r}. Received: {name}={value!r}")
+        for name, value in required.items():
+            if getattr(self, name) != value:
+                raise ValueError(f"ValidConv2D needs {name}={value!r}. Received: {name}={getattr(self, name)!r}")
 
     def convolution_op(self, inputs, kernel):
         if keras.backend.backend() != "tensorflow":  # pragma: no cover - mr2ct runs on TensorFlow

@@ -23,11 +23,15 @@ def _pair(case, seed=0):
     return x, kernel, upstream
 
 
-def _values_and_gradients(conv, x, kernel, upstream):
+def _values_and_gradients_tensors(conv, x, kernel, upstream):
     with tf.GradientTape() as tape:
         tape.watch([x, kernel])
         y = conv(x, kernel)
-    return [y.numpy()] + [g.numpy() for g in tape.gradient(y, [x, kernel], output_gradients=upstream)]
+    return [y] + tape.gradient(y, [x, kernel], output_gradients=upstream)
+
+
+def _values_and_gradients(conv, x, kernel, upstream):
+    return [t.numpy() for t in _values_and_gradients_tensors(conv, x, kernel, upstream)]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -55,16 +59,10 @@ def test_gradients_equal_a_finite_difference():
 def test_gradients_under_xla_equal_eager():
     x, kernel, upstream = _pair(CASES[0])
     eager = _values_and_gradients(valid_conv2d, x, kernel, upstream)
-    compiled = tf.function(lambda a, k, u: _values_and_gradients_tensors(a, k, u), jit_compile=True)(x, kernel, upstream)
+    compiled = tf.function(lambda a, k, u: _values_and_gradients_tensors(valid_conv2d, a, k, u), jit_compile=True)(
+        x, kernel, upstream)
     for a, b in zip(eager, compiled):
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-4)
-
-
-def _values_and_gradients_tensors(x, kernel, upstream):
-    with tf.GradientTape() as tape:
-        tape.watch([x, kernel])
-        y = valid_conv2d(x, kernel)
-    return [y] + tape.gradient(y, [x, kernel], output_gradients=upstream)
 
 
 def test_layer_equals_keras_conv2d_with_the_same_weights():
