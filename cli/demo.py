@@ -9,11 +9,11 @@ from .main import friendly_errors
 
 @click.command()
 @click.option("--out", "out_dir", default="demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--quick", is_flag=True, help="Small phantoms and a short training run (a few minutes).")
+@click.option("--quick", is_flag=True, help="Small phantoms and short training runs (a few minutes).")
 @click.option("--seed", default=0, show_default=True, help="Phantom seed.")
 @friendly_errors
 def demo(out_dir, quick, seed):
-    """Generate phantoms, prepare, train, export, predict and evaluate.
+    """Generate phantoms, prepare, train, export, predict and evaluate; then segment through synthesis.
 
     Without --quick this trains with the cpu preset: about half an hour on
     two idle CPU cores. Rerunning continues where an interrupted demo stopped.
@@ -26,5 +26,6 @@ def demo(out_dir, quick, seed):
         click.echo("\ninterrupted; run the same command to continue", err=True)
         raise SystemExit(130)
     click.echo(f"\ndone in {results['minutes']} min. Results:")
-    for key in ("phantom_montage", "run", "export", "predictions", "metrics", "boxplots", "montage"):
-        click.echo(f"  {key:<16} {results[key]}")
+    for key in ("phantom_montage", "run", "segmentation_run", "export", "predictions", "metrics", "boxplots",
+                "montage", "segmentation_metrics", "segmentation_boxplots", "segmentation_montage"):
+        click.echo(f"  {key:<22} {results[key]}")

@@ -4,7 +4,9 @@
   batches drawn from two independently shuffled streams, so MR and CT slices
   come from unrelated subjects and positions, as unpaired training needs;
 * :func:`labelled_dataset`: ``{"image": [B, S, S, 1], "label": [B, S, S]}``
-  batches of labelled slices, for segmentation.
+  batches of labelled slices, for segmentation; with ``with_synthesized``
+  also ``"synthesized": [B, S, S, 1]``, each slice's translation into the
+  other modality (the shards a segmentation run caches).
 
 Shards are interleaved, batches have a static size (``drop_remainder``) and
 are prefetched. ``batch_size`` is the global batch. Under ``tf.distribute``
@@ -74,7 +76,7 @@ def _options(deterministic):
     return options
 
 
-def _slices(shards, image_size, *, seed, shuffle_buffer, deterministic, repeat, with_label):
+def _slices(shards, image_size, *, seed, shuffle_buffer, deterministic, repeat, with_label, with_synthesized=False):
     files = tf.data.Dataset.from_tensor_slices(shards)
     files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
     ds = files.interleave(
@@ -83,7 +85,7 @@ def _slices(shards, image_size, *, seed, shuffle_buffer, deterministic, repeat, 
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
-    ds = ds.map(lambda s: parse_slice(s, image_size, with_label), num_parallel_calls=AUTOTUNE,
+    ds = ds.map(lambda s: parse_slice(s, image_size, with_label, with_synthesized), num_parallel_calls=AUTOTUNE,
                 deterministic=deterministic)
     if shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -125,10 +127,33 @@ def _cropped(ds, seed, crop_size):
     return ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE)
 
 
-def _augmented(ds, seed, keys):
+def _cropped_items(ds, seed, crop_size, image_size):
+    """The same random window of every image of an item, and of its label."""
+    if not 1 <= crop_size <= int(image_size):
+        raise ValueError(f"crop_size must be between 1 and image_size ({image_size}). Received: {crop_size}")
+
     def fn(index, item):
-        image, label = augment_slice(item["image"], item.get("label"), tf.stack([tf.cast(seed, tf.int64), index]))
-        item = dict(item, image=image)
+        keys = [k for k in item if k != "label"]
+        stacked = tf.concat([item[k] for k in keys] + [tf.cast(item["label"][..., None], tf.float32)], axis=-1)
+        window = random_crop(stacked, crop_size, tf.stack([tf.cast(seed, tf.int64), index]))
+        out = {k: window[..., i : i + 1] for i, k in enumerate(keys)}
+        out["label"] = tf.cast(tf.round(window[..., -1]), tf.int32)
+        return out
+
+    return ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE)
+
+
+def _augmented(ds, seed):
+    """Each item's image (with its synthesized counterpart, if any) and label, transformed together."""
+
+    def fn(index, item):
+        image = item["image"]
+        if "synthesized" in item:
+            image = tf.concat([image, item["synthesized"]], axis=-1)
+        image, label = augment_slice(image, item.get("label"), tf.stack([tf.cast(seed, tf.int64), index]))
+        item = dict(item, image=image[..., :1])
+        if "synthesized" in item:
+            item["synthesized"] = image[..., 1:]
         if label is not None:
             item["label"] = label
         return item
@@ -163,7 +188,7 @@ def unpaired_dataset(
         ds = _slices(list_shards(prepared_dir, modality), image_size, seed=seed + offset,
                      shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=repeat, with_label=False)
         if augment:
-            ds = _augmented(ds, seed + 10 + offset, ("image",))
+            ds = _augmented(ds, seed + 10 + offset)
         images = ds.map(lambda item: item["image"])
         if crop_size is not None:
             images = _cropped(images, seed + 20 + offset, int(crop_size))
@@ -174,9 +199,46 @@ def unpaired_dataset(
 
 def labelled_dataset(
     prepared_dir, image_size, batch_size, *, modality="ct", shuffle_buffer=2048, seed=0, augment=False,
-    deterministic=False, repeat=True,
+    deterministic=False, repeat=True, shards=None, with_synthesized=False, crop_size=None,
 ):
-    """Batches of labelled slices: ``{"image": [B, S, S, 1], "label": [B, S, S] int32}``."""
+    """Batches of labelled slices: ``{"image": [B, S, S, 1], "label": [B, S, S] int32}``.
+
+    Args:
+        prepared_dir: a folder written by ``mr2ct prepare``; its labelled
+            shards of ``modality`` are read. Ignored when ``shards`` is given.
+        image_size: slice side S.
+        batch_size: global batch size.
+        modality: ``"ct"`` or ``"mr"``. Defaults to `"ct"`.
+        shuffle_buffer: slices in the shuffle buffer. Defaults to `2048`.
+        seed: seed of the shuffle and augmentation. Defaults to `0`.
+        augment: random zoom-in crops and flips, the same for image, label and
+            synthesized image. Defaults to `False`.
+        deterministic: the order depends on ``seed`` alone. Defaults to `False`.
+        repeat: repeat forever. Defaults to `True`.
+        shards: read these shards instead of the prepared folder's. Defaults
+            to `None`.
+        with_synthesized: the shards carry each slice's synthesized
+            counterpart; the batches get it as ``"synthesized"``. Defaults to
+            `False`.
+        crop_size: give random ``crop_size`` x ``crop_size`` windows, the
+            same window of image, label and synthesized image (after
+            ``augment``). Defaults to `None`: whole slices.
+    """
+    if shards is None:
+        shards = labelled_shards(prepared_dir, modality)
+    ds = _slices(shards, image_size, seed=seed, shuffle_buffer=shuffle_buffer, deterministic=deterministic,
+                 repeat=repeat, with_label=True, with_synthesized=with_synthesized)
+    if augment:
+        ds = _augmented(ds, seed + 10)
+    keys = ("image", "label") + (("synthesized",) if with_synthesized else ())
+    ds = ds.map(lambda item: {key: item[key] for key in keys})
+    if crop_size is not None:
+        ds = _cropped_items(ds, seed + 20, int(crop_size), image_size)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options(deterministic))
+
+
+def labelled_shards(prepared_dir, modality="ct") -> list[str]:
+    """The shards of ``modality`` that carry labels (all of them without a manifest); InputError if none."""
     shards = list_shards(prepared_dir, modality)
     manifest = os.path.join(os.fspath(prepared_dir), "manifest.json")
     if os.path.exists(manifest):
@@ -185,9 +247,4 @@ def labelled_dataset(
         shards = [s for s in shards if os.path.relpath(s, prepared_dir) in labelled]
         if not shards:
             raise InputError(manifest, f"no labelled {modality.upper()} volumes (prepare with --labels)")
-    ds = _slices(shards, image_size, seed=seed, shuffle_buffer=shuffle_buffer, deterministic=deterministic,
-                 repeat=repeat, with_label=True)
-    if augment:
-        ds = _augmented(ds, seed + 10, ("image", "label"))
-    ds = ds.map(lambda item: {"image": item["image"], "label": item["label"]})
-    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options(deterministic))
+    return shards

@@ -9,6 +9,9 @@ One ``tf.train.Example`` per slice:
 ``slice_index``           int64 (the slice's index in its volume)
 ``modality``              bytes, ``"mr"`` or ``"ct"``
 ``label`` (optional)      uint8 ``H x W`` raw bytes, structure labels
+``synthesized`` (opt.)    float32 ``H x W``, the slice translated to the
+                          other modality by a frozen generator (the
+                          segmentation run's cache of synthesized MR)
 ========================  ===========================================
 
 Images are stored as float32 so what the network sees is exactly what
@@ -41,7 +44,7 @@ def _int(value):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
 
-def slice_example(image, subject, slice_index, modality, label=None) -> bytes:
+def slice_example(image, subject, slice_index, modality, label=None, synthesized=None) -> bytes:
     """One serialized slice example."""
     image = np.asarray(image, dtype="<f4")
     if image.ndim != 2:
@@ -59,6 +62,11 @@ def slice_example(image, subject, slice_index, modality, label=None) -> bytes:
         if label.shape != image.shape:
             raise ValueError(f"label shape {label.shape} differs from image shape {image.shape}")
         features["label"] = _bytes(label.astype(np.uint8).tobytes())
+    if synthesized is not None:
+        synthesized = np.asarray(synthesized, dtype="<f4")
+        if synthesized.shape != image.shape:
+            raise ValueError(f"synthesized shape {synthesized.shape} differs from image shape {image.shape}")
+        features["synthesized"] = _bytes(synthesized.tobytes())
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
@@ -89,11 +97,15 @@ FEATURES = {
     "slice_index": tf.io.FixedLenFeature([], tf.int64),
     "modality": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "synthesized": tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
 
 
-def parse_slice(serialized, image_size, with_label=False):
-    """A serialized slice as ``{"image": [S, S, 1] float32, "subject", "slice_index"[, "label": [S, S] int32]}``."""
+def parse_slice(serialized, image_size, with_label=False, with_synthesized=False):
+    """A serialized slice as ``{"image": [S, S, 1] float32, "subject", "slice_index"[, "label": [S, S] int32]}``.
+
+    ``with_synthesized`` adds ``"synthesized": [S, S, 1] float32``.
+    """
     f = tf.io.parse_single_example(serialized, FEATURES)
     checks = [
         tf.debugging.assert_equal(
@@ -108,6 +120,10 @@ def parse_slice(serialized, image_size, with_label=False):
         label = tf.io.decode_raw(f["label"], tf.uint8)
         tf.debugging.assert_equal(tf.size(label), image_size * image_size, message="slice has no label")
         out["label"] = tf.cast(tf.reshape(label, [image_size, image_size]), tf.int32)
+    if with_synthesized:
+        synthesized = tf.io.decode_raw(f["synthesized"], tf.float32)
+        tf.debugging.assert_equal(tf.size(synthesized), image_size * image_size, message="slice has no synthesized image")
+        out["synthesized"] = tf.reshape(synthesized, [image_size, image_size, 1])
     return out
 
 
@@ -125,6 +141,8 @@ def read_slices(path) -> list[dict]:
         }
         if f["label"].numpy():
             item["label"] = np.frombuffer(f["label"].numpy(), np.uint8).reshape(h, w)
+        if f["synthesized"].numpy():
+            item["synthesized"] = np.frombuffer(f["synthesized"].numpy(), "<f4").reshape(h, w)
         out.append(item)
     return out
 

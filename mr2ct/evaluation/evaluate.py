@@ -42,7 +42,8 @@ slice (:func:`~mr2ct.metrics.mean_slice_mutual_information`).
 
 Results go to ``metrics.csv``, ``metrics.json``, ``boxplots.png``,
 ``montage.png`` (MR | synthesized CT | ground truth | error per subject) and,
-with labels, ``dice_boxplots.png``; with CT, ``metrics_ct.csv`` and
+with labels, ``dice_boxplots.png`` and ``segmentation_montage.png`` (MR |
+predicted labels | true labels); with CT, ``metrics_ct.csv`` and
 ``metrics_ct.json``.
 """
 
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 
 import numpy as np
 from scipy import ndimage
@@ -267,6 +269,7 @@ def evaluate_folders(
     rows = []
     examples = []
     overlaps = []  # per subject: {label: dice} over the labels of either map, or None
+    label_examples = []  # (subject, MR, predicted labels, true labels) for the segmentation montage
     present = set()
     for sct_path in list_volumes(sct_dir):
         subject = subject_id(sct_path)
@@ -292,6 +295,7 @@ def evaluate_folders(
             truth = np.rint(truth).astype(np.int64)
             present.update(int(v) for v in np.unique(truth) if v != 0)
             overlaps.append(dice(predicted.array, truth))
+            label_examples.append((subject, mr.array, np.rint(predicted.array).astype(np.int64), truth))
         else:
             overlaps.append(None)
         rows.append(row)
@@ -318,6 +322,8 @@ def evaluate_folders(
     plots.metric_boxplots(rows, os.path.join(out_dir, "boxplots.png"))
     if labels_dir is not None:
         plots.dice_boxplots({"": rows}, os.path.join(out_dir, "dice_boxplots.png"))
+        if montage:
+            plots.segmentation_montage(label_examples[:6], os.path.join(out_dir, "segmentation_montage.png"))
     if montage:
         plots.synthesis_montage(examples[:6], os.path.join(out_dir, "montage.png"))
     return rows
@@ -329,8 +335,10 @@ def write_tables(rows, out_dir, stem="metrics"):
     for row in rows:
         lines.append(",".join(_fmt(row.get(k, "")) for k in keys))
     atomic_write_text(os.path.join(out_dir, f"{stem}.csv"), "\n".join(lines) + "\n")
-    summary = {k: {"mean": float(np.nanmean([r[k] for r in rows])), "std": float(np.nanstd([r[k] for r in rows]))}
-               for k in keys if k != "subject" and all(isinstance(r.get(k), float) for r in rows)}
+    with warnings.catch_warnings():  # a column that is NaN in every row (e.g. a structure nobody has) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        summary = {k: {"mean": float(np.nanmean([r[k] for r in rows])), "std": float(np.nanstd([r[k] for r in rows]))}
+                   for k in keys if k != "subject" and all(isinstance(r.get(k), float) for r in rows)}
     atomic_write_json(os.path.join(out_dir, f"{stem}.json"), {"volumes": rows, "summary": summary})
 
 

@@ -1,4 +1,4 @@
-"""PNG figures: box plots of metrics and montages of synthesized CT."""
+"""PNG figures: box plots of metrics, montages of synthesized CT and of label maps."""
 
 from __future__ import annotations
 
@@ -130,6 +130,48 @@ def synthesis_montage(examples, path, slices=MONTAGE_SLICES):
             ax.axis("off")
             if cmap == "coolwarm":
                 fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def segmentation_montage(examples, path, slices=MONTAGE_SLICES):
+    """Rows of MR | predicted labels | true labels, one per subject and slice.
+
+    The labels are drawn over the MR in the colours of
+    :func:`mr2ct.labels.label_colours`; a legend names the structures shown.
+
+    Args:
+        examples: ``(subject, mr, predicted labels, true labels)`` per
+            subject, volumes ``[k, j, i]`` on the MR grid.
+        path: the PNG file.
+        slices: positions in the slab, as fractions of its slice count.
+            Defaults to `MONTAGE_SLICES`.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from mr2ct.labels import LABELS, NUM_CLASSES, label_colours
+
+    colours = label_colours()
+    style = {"cmap": ListedColormap(colours), "vmin": 0, "vmax": NUM_CLASSES - 1, "interpolation": "nearest",
+             "alpha": 0.6}
+    rows = [(subject, mr, predicted, truth, min(mr.shape[0] - 1, int(round(f * (mr.shape[0] - 1)))))
+            for subject, mr, predicted, truth in examples for f in slices]
+    fig, axes = plt.subplots(len(rows), 3, figsize=(7.8, 2.6 * len(rows)), squeeze=False)
+    shown = set()
+    for row, (subject, mr, predicted, truth, k) in zip(axes, rows):
+        for ax, labels, title in zip(row, (None, predicted, truth),
+                                     (f"{subject} slice {k}: MR", "predicted labels", "true labels")):
+            ax.imshow(mr[k], cmap="gray")
+            if labels is not None:
+                ax.imshow(np.ma.masked_equal(labels[k], 0), **style)
+                shown.update(int(v) for v in np.unique(labels[k]) if v)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    handles = [Patch(color=colours[v], label=LABELS[v].replace("_", " ")) for v in sorted(shown)]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False,
+                   bbox_to_anchor=(0.5, -0.02 - 0.012 * ((len(handles) + 3) // 4)))
     fig.tight_layout()
     _save(fig, path)
 

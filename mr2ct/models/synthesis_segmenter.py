@@ -20,14 +20,17 @@ class SynthesisSegmenter(keras.Model):
     Channel convention of the U-Net input (``two_channel``): channel 0 is the
     CT-like image, channel 1 the MR-like image. So:
 
-    * training (``train_step``): ``concat([ct, G_MR(ct)])``: real CT, synthesized MR;
+    * training (``train_step``): ``concat([ct, G_MR(ct)])``: real CT, synthesized MR.
+      A batch may bring ``G_MR(ct)`` along (``{"image", "label", "synthesized"}``,
+      as a segmentation run's cache of synthesized MR does); since G_MR is
+      frozen, that is the same input, without running G_MR at every step;
     * test (calling the model on MR): ``concat([G_CT(mr), mr])``: synthesized CT, real MR.
 
     Loss per image, with ``ce`` the softmax cross-entropy averaged over the
     image's pixels and ``soft_dice`` one minus the mean soft Dice of the
     foreground classes (:func:`~mr2ct.losses.soft_dice_loss_per_image`):
-    ``loss = ce + dice_weight * soft_dice`` (the paper trains with
-    cross-entropy only, ``dice_weight=0``). The per-image losses are summed
+    ``loss = ce + dice_weight * soft_dice``. The paper names no loss; the
+    presets use ``dice_weight=1`` (see ``SegmentationConfig``). The per-image losses are summed
     over the replica's examples and divided by the global batch size, so a
     step under ``tf.distribute.MirroredStrategy`` equals a single-device step
     on the whole batch; the U-Net then takes one optimizer step.
@@ -89,9 +92,14 @@ class SynthesisSegmenter(keras.Model):
         """The U-Net input: channel 0 the CT-like image, channel 1 the MR-like image."""
         return ops.concatenate([ops.cast(ct_like, "float32"), ops.cast(mr_like, "float32")], axis=-1)
 
-    def training_inputs(self, ct):
-        """``concat([ct, G_MR(ct)])`` for CT slices in [-1, 1]; no gradient flows into G_MR."""
-        synthesized_mr = ops.stop_gradient(self.generator_ct_to_mr(ct, training=False))
+    def synthesize_mr(self, ct):
+        """``G_MR(ct)`` for CT slices in [-1, 1]; no gradient flows into G_MR."""
+        return ops.stop_gradient(self.generator_ct_to_mr(ct, training=False))
+
+    def training_inputs(self, ct, synthesized_mr=None):
+        """``concat([ct, G_MR(ct)])`` for CT slices in [-1, 1]; ``G_MR(ct)`` is computed unless given."""
+        if synthesized_mr is None:
+            synthesized_mr = self.synthesize_mr(ct)
         return self.two_channel(ct, synthesized_mr)
 
     def test_inputs(self, mr):
@@ -108,8 +116,8 @@ class SynthesisSegmenter(keras.Model):
     def train_step(self, data):
         if self.optimizer is None:
             raise RuntimeError("SynthesisSegmenter.compile(optimizer) first")
-        ct, labels = _unpack(data)
-        inputs = self.training_inputs(ct)
+        ct, labels, synthesized_mr = _unpack(data)
+        inputs = self.training_inputs(ct, synthesized_mr)
         terms = {}
         with tf.GradientTape() as tape:
             logits = self.unet(inputs, training=True)
@@ -152,8 +160,8 @@ def mean_dice_per_image(labels, predictions, num_classes):
 
 
 def _unpack(data):
-    """``(ct, labels)`` from a ``{"image": ..., "label": ...}`` dict or a ``(ct, labels)`` pair."""
+    """``(ct, labels, synthesized MR or None)`` from a ``{"image", "label"[, "synthesized"]}`` dict or a pair."""
     if isinstance(data, dict):
-        return data["image"], data["label"]
+        return data["image"], data["label"], data.get("synthesized")
     ct, labels = data[:2]
-    return ct, labels
+    return ct, labels, None

@@ -4,13 +4,15 @@ A segmentation run starts from a trained CycleGAN run and a prepared folder
 with labelled CT (``mr2ct prepare --ct ... --labels ...``). The CycleGAN's
 generators are restored from its latest checkpoint and frozen; the U-Net
 learns on ``concat([CT, G_MR(CT)])`` (see
-:class:`~mr2ct.models.SynthesisSegmenter`).
+:class:`~mr2ct.models.SynthesisSegmenter`), with ``G_MR(CT)`` computed once
+per run (:mod:`mr2ct.training.synthesized_cache`).
 
 The segmentation run folder holds::
 
     config.yaml          the resolved config (data, segmentation and runtime sections apply)
     cyclegan.json        the CycleGAN run: path, checkpoint step and its whole config
     preprocessing.json   the CycleGAN run's preprocessing record (how MR is prepared for G_CT)
+    synthesized_mr/      the labelled CT slices with their synthesized MR (the training data)
     checkpoints/         U-Net, both frozen generators and the optimizer
     logs/, status.json   as for CycleGAN runs
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -36,6 +40,7 @@ from mr2ct.training import builders
 from mr2ct.training.cluster import worker_role
 from mr2ct.training.loop import LoopResult, TrainingLoop
 from mr2ct.training.strategy import make_strategy, set_precision
+from mr2ct.training.synthesized_cache import CACHE_DIR, cache_synthesized_mr
 from mr2ct.training.tracking import checkpoint_items, variable_map
 from mr2ct.training.trainer import CONFIG_FILE, PREPROCESSING_FILE, check_global_batch, resolve_run_config
 
@@ -143,8 +148,13 @@ def train_segmentation(
     max_steps: int | None = None,
     progress: bool = True,
     strategy: tf.distribute.Strategy | None = None,
+    echo=print,
 ) -> LoopResult:
     """Train (or resume) the two-channel U-Net behind a trained CycleGAN's frozen generators.
+
+    Before the first step the labelled CT slices are translated to MR once
+    (``run_dir/synthesized_mr``); every step then reads CT, synthesized MR
+    and labels from there. A resume reuses that cache.
 
     Args:
         cyclegan_run: the CycleGAN run folder. May be `None` when resuming;
@@ -165,7 +175,10 @@ def train_segmentation(
         progress: print a progress line. Defaults to `True`.
         strategy: a ``tf.distribute`` strategy. Defaults to the one the
             config's ``runtime.strategy`` names. Under several workers
-            only the chief writes into ``run_dir``.
+            only the chief writes into ``run_dir``; the others cache their
+            synthesized MR in a temporary folder of their own.
+        echo: callable for a line about the synthesized-MR cache, or `None`.
+            Defaults to `print`.
 
     Returns:
         A :class:`~mr2ct.training.loop.LoopResult`.
@@ -175,7 +188,7 @@ def train_segmentation(
         ConfigError: slice sizes or CT windows that differ between the
             CycleGAN, the data and the config, or a changed config on resume.
     """
-    from mr2ct.data.pipeline import labelled_dataset
+    from mr2ct.data.pipeline import labelled_dataset, labelled_shards
 
     run_dir = os.fspath(run_dir)
     link_path = os.path.join(run_dir, CYCLEGAN_FILE)
@@ -206,6 +219,7 @@ def train_segmentation(
     elif config is None:
         config = source.config
     check_segmentation_data(data_dir, config, source)
+    shards = labelled_shards(data_dir)
     config = resolve_run_config(run_dir, config, write=False)
     strategy = strategy or make_strategy(config.runtime.strategy)
     check_global_batch(config.segmentation.batch_size, strategy, "segmentation.batch_size")
@@ -218,7 +232,9 @@ def train_segmentation(
         keras.mixed_precision.set_global_policy("float32")  # the generators stay float32
         with strategy.scope():
             generator_mr_to_ct, generator_ct_to_mr = _generators(source.config)
-        if not has_checkpoint:
+        if has_checkpoint:
+            gan_step = int(link["step"])
+        else:
             gan_step = _restore_generators(source, (generator_mr_to_ct, generator_ct_to_mr))
             if chief:
                 atomic_write_json(link_path, {"run": source.run_dir, "step": gan_step,
@@ -235,6 +251,8 @@ def train_segmentation(
             )
             model.compile(optimizer=builders.build_segmentation_adam(config, policy))
         s = config.segmentation
+        cache_dir = os.path.join(run_dir, CACHE_DIR) if chief else tempfile.mkdtemp(prefix="mr2ct-synthesized-mr-")
+        cached = []  # filled once the generators hold their trained values
         loop = TrainingLoop(
             model,
             strategy,
@@ -246,6 +264,9 @@ def train_segmentation(
                 seed=config.data.seed + start,
                 augment=config.data.augment,
                 deterministic=True,
+                shards=cached,
+                with_synthesized=True,
+                crop_size=s.crop_size or None,
             ),
             run_dir=run_dir,
             total_steps=s.steps,
@@ -260,7 +281,16 @@ def train_segmentation(
             image_every=config.train.image_summary_every,
             progress=progress,
         )
-        return loop.run(max_steps=max_steps)
+        try:
+            if loop.restore() < s.steps:  # a resume restores the generators with the U-Net
+                cached += cache_synthesized_mr(
+                    generator_ct_to_mr, data_dir, shards, cache_dir, cyclegan_step=gan_step,
+                    image_size=config.data.image_size, echo=echo if chief and progress else None,
+                )
+            return loop.run(max_steps=max_steps)
+        finally:
+            if not chief:
+                shutil.rmtree(cache_dir, ignore_errors=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -269,7 +299,8 @@ def write_segmentation_images(model: SynthesisSegmenter, samples, max_images=3):
     """Image summary: CT | synthesized MR | labels | prediction, side by side in [0, 1]."""
     ct = samples["image"][:max_images]
     labels = samples["label"][:max_images]
-    inputs = model.training_inputs(ct)
+    synthesized = samples.get("synthesized")
+    inputs = model.training_inputs(ct, None if synthesized is None else synthesized[:max_images])
     prediction = tf.argmax(model.unet(inputs, training=False), axis=-1)
     scale = 1.0 / (model.unet.num_classes - 1)
     strip = tf.concat(

@@ -302,3 +302,28 @@ def test_random_crops_repeat_for_a_seed_and_are_checked(handmade):
     assert not np.array_equal(first[2]["mr"], other[2]["mr"])
     with pytest.raises(ValueError, match="crop_size"):
         unpaired_dataset(handmade, SIZE, 2, crop_size=SIZE + 1)
+
+
+def test_labelled_crops_take_the_same_window_of_image_synthesized_image_and_label(tmp_path):
+    size, crop = 32, 16
+    y, x = np.mgrid[0:size, 0:size]
+    images = [(np.sin(0.3 * x + k) * np.cos(0.2 * y) + 0.01 * x).astype(np.float32) for k in range(6)]
+    records.write_shard(tmp_path / "a.tfrecord", ({"image": im, "subject": "a", "slice_index": k, "modality": "ct",
+                                           "label": (im > 0).astype(np.uint8) * 7, "synthesized": -im}
+                                          for k, im in enumerate(images)))
+    (batch,) = batches(labelled_dataset(None, size, 6, shards=[str(tmp_path / "a.tfrecord")], with_synthesized=True,
+                                        shuffle_buffer=1, deterministic=True, repeat=False, crop_size=crop), 1)
+    image, synthesized, label = batch["image"][..., 0], batch["synthesized"][..., 0], batch["label"]
+    assert image.shape == (6, crop, crop) and label.dtype == np.int32
+    np.testing.assert_array_equal(synthesized, -image)
+    np.testing.assert_array_equal(label, (image > 0) * 7)
+    # each crop is a window of its slice, and not always the same window
+    offsets = []
+    for k in range(6):
+        matches = [(i, j) for i in range(size - crop + 1) for j in range(size - crop + 1)
+                   if np.array_equal(images[k][i : i + crop, j : j + crop], image[k])]
+        assert matches, k
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 1
+    with pytest.raises(ValueError, match="crop_size"):
+        labelled_dataset(None, size, 2, shards=[str(tmp_path / "a.tfrecord")], crop_size=40)

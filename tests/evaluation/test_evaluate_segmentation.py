@@ -154,6 +154,8 @@ def test_folders_with_labels_and_real_ct(subject, tmp_path):
     assert sorted(os.listdir(tmp_path / "eval" / "labels")) == ["a.nii.gz", "b.nii.gz"]
     image = matplotlib.image.imread(tmp_path / "eval" / "dice_boxplots.png")
     assert image.ndim == 3 and image.shape[0] > 100
+    montage = matplotlib.image.imread(tmp_path / "eval" / "segmentation_montage.png")
+    assert montage.ndim == 3 and montage.shape[0] > 200  # two subjects, two slices each
 
     # only the paper's structures
     rows = evaluate_folders(tmp_path / "mr", tmp_path / "sct", tmp_path / "eval4", montage=False,

@@ -51,3 +51,30 @@ def test_losses_reject_wrong_ranks():
         cross_entropy_per_image(labels[..., None], logits)
     with pytest.raises(ValueError, match="expected labels"):
         soft_dice_loss_per_image(labels, logits[0])
+
+
+def numpy_ce_plus_dice(labels, logits, dice_weight=1.0, smooth=1.0):
+    """Per-image cross-entropy + dice_weight * (1 - mean soft Dice over the foreground classes), in NumPy."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+    out = []
+    for y, p in zip(labels, probabilities):
+        ce = -np.mean(np.log(np.take_along_axis(p, y[..., None], axis=-1)))
+        dices = []
+        for c in range(1, p.shape[-1]):
+            truth = (y == c).astype(np.float64)
+            dices.append((2 * (p[..., c] * truth).sum() + smooth) / (p[..., c].sum() + truth.sum() + smooth))
+        out.append(ce + dice_weight * (1 - np.mean(dices)))
+    return np.array(out)
+
+
+def test_cross_entropy_plus_soft_dice_equals_a_numpy_reference_with_an_absent_class():
+    labels, logits = labels_and_logits(seed=2)
+    labels[0][labels[0] == 2] = 0  # class 2 is absent from the first image
+    assert 2 not in labels[0] and 2 in labels[1]
+    got = np.asarray(cross_entropy_per_image(labels, logits)) + np.asarray(soft_dice_loss_per_image(labels, logits))
+    np.testing.assert_allclose(got, numpy_ce_plus_dice(labels, logits.astype(np.float64)), rtol=1e-5)
+    # the absent class, predicted nowhere, scores a soft Dice near 1 and so adds almost nothing to the loss
+    absent = confident(labels)
+    loss = np.asarray(soft_dice_loss_per_image(labels, absent))
+    np.testing.assert_allclose(loss, 0.0, atol=1e-4)

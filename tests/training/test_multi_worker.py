@@ -22,6 +22,7 @@ from run_fixtures import checkpoint_step, checkpoint_values, mr2ct_command, prep
 from seg_fixtures import cyclegan_run, prepared_folders
 
 from mr2ct.config import preset
+from mr2ct.data.pipeline import labelled_shards
 from mr2ct.training.trainer import train_cyclegan
 
 # The image pool never fills in these few steps (50 > 2 images x 4 steps), so a discriminator sees the
@@ -209,6 +210,9 @@ def test_two_workers_train_a_segmentation_run_written_by_the_chief(tmp_path_fact
         assert rc == 0, err
         assert "finished at step 6/6" in out  # the tiny preset's segmentation: 6 steps, a checkpoint every 3
     assert progress_lines(results[0][2]) and not progress_lines(results[1][2])
+    # the chief caches the synthesized MR in the run folder; the other worker in a temporary folder, removed
+    cache = sorted(f"synthesized_mr/{os.path.basename(s)}" for s in labelled_shards(labelled))
     assert_chief_files_only(run_dir, chief_pid, (3, 6), "config.yaml", "cyclegan.json", "preprocessing.json",
-                            "status.json")
+                            "status.json", "synthesized_mr/cache.json", *cache)
     assert temporary_checkpoints(tmp_path / "tmp_worker1") == []
+    assert not list((tmp_path / "tmp_worker1").glob("mr2ct-synthesized-mr-*"))

@@ -9,6 +9,7 @@ from seg_fixtures import cyclegan_run, prepared_folders, segmentation_run
 from mr2ct.config import preset
 from mr2ct.errors import ConfigError, InputError, Mr2ctError
 from mr2ct.training.segmentation import CYCLEGAN_FILE, load_segmentation_run, train_segmentation
+from mr2ct.training.synthesized_cache import CACHE_DIR, CACHE_FILE
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,9 @@ def test_trains_checkpoints_and_resumes(folders, tmp_path_factory, tmp_path):
     run_dir = tmp_path / "seg"
     shutil.copytree(segmentation_run(tmp_path_factory, steps=2), run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoints", "config.yaml", CYCLEGAN_FILE, "logs", "preprocessing.json", "status.json"]
+        "checkpoints", "config.yaml", CYCLEGAN_FILE, "logs", "preprocessing.json", "status.json", CACHE_DIR]
+    cache_record = run_dir / CACHE_DIR / CACHE_FILE
+    made = cache_record.stat().st_mtime_ns
     link = json.loads((run_dir / CYCLEGAN_FILE).read_text())
     assert link["run"] == str(gan_dir) and link["step"] == 7
     assert link["config"] == preset("tiny").to_dict()  # a new run without config: the CycleGAN's
@@ -44,6 +47,7 @@ def test_trains_checkpoints_and_resumes(folders, tmp_path_factory, tmp_path):
     changed = [not np.array_equal(a.numpy(), b.numpy())
                for a, b in zip(at_2.model.unet.trainable_variables, at_4.model.unet.trainable_variables)]
     assert all(changed)
+    assert cache_record.stat().st_mtime_ns == made  # the resume reused the cache
     # The generators are frozen copies of the CycleGAN run's.
     assert_same_values(at_4.model.generator_mr_to_ct.weights, gan_model.generator_mr_to_ct.weights)
     assert_same_values(at_4.model.generator_ct_to_mr.weights, gan_model.generator_ct_to_mr.weights)
@@ -97,3 +101,12 @@ def test_refuses_another_cyclegan_run_or_a_cyclegan_folder_on_resume(folders, tm
         train_segmentation(seg_dir, labelled, other, progress=False)
     with pytest.raises(InputError, match="not a segmentation run folder"):
         load_segmentation_run(gan_dir)
+
+
+def test_refuses_a_segmentation_run_given_as_the_cyclegan_run(folders, tmp_path_factory, tmp_path):
+    _, _, labelled, _ = folders
+    seg_dir = segmentation_run(tmp_path_factory, steps=2)
+    run_dir = tmp_path / "seg"
+    with pytest.raises(InputError, match=f"{seg_dir}: this is a segmentation run; give the CycleGAN run"):
+        train_segmentation(seg_dir, labelled, run_dir, progress=False)
+    assert not run_dir.exists()
