@@ -3,9 +3,13 @@
 Prints, for 256x256 slices and batch 1, the median (and min and max) of the
 wall time of one iteration (both generators and both discriminators
 updated) after warm-up, and the achieved GFLOP/s, for float32 and bfloat16,
-with and without XLA.
+with and without XLA. It names the CPU (vendor, model and the flags that
+decide its speed: avx512f, avx512_bf16, amx_bf16) and, per ``ValidConv2D``
+shape, which gradient forms were used (``--gradient auto``, the default,
+times TensorFlow's and ours at the first step and keeps the faster).
 
-    python benchmarks/train_step.py [--iterations 10] [--size 256] [--filters 64]
+    python benchmarks/train_step.py [--iterations 10] [--size 256] [--filters 64] [--blocks 9]
+        [--only fp32|bf16] [--no-xla] [--gradient auto|tensorflow|forward]
 
 FLOPs are counted analytically from the layer shapes (2 FLOPs per
 multiply-add; the backward pass counted as twice the forward pass).
@@ -24,7 +28,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mr2ct.models import CycleGAN, PatchDiscriminator, ResnetGenerator  # noqa: E402
+from mr2ct.models import CycleGAN, PatchDiscriminator, ResnetGenerator, ValidConv2D  # noqa: E402
+from mr2ct.models.convolution import gradient_choices  # noqa: E402
+from mr2ct.training.strategy import cpu_info  # noqa: E402
 
 
 def conv_flops(model, size):
@@ -69,7 +75,11 @@ def iteration_flops(g, d, size):
     return 3 * (4 * fg + 2 * fd) + 3 * (4 * fd), fg, fd
 
 
-def bench(precision, xla, size, filters, blocks, iterations, warmup):
+def valid_conv_layers(model):
+    return [layer for layer in model._flatten_layers() if isinstance(layer, ValidConv2D)]
+
+
+def bench(precision, xla, size, filters, blocks, iterations, warmup, gradient="auto"):
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
     keras.utils.set_random_seed(0)
     model = CycleGAN(
@@ -80,6 +90,8 @@ def bench(precision, xla, size, filters, blocks, iterations, warmup):
         image_shape=(size, size, 1),
     )
     model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
+    for layer in valid_conv_layers(model):  # read when the step is traced
+        layer.gradient = gradient
     step = tf.function(model.train_step, jit_compile=xla)
     rng = np.random.default_rng(0)
     data = {
@@ -97,7 +109,21 @@ def bench(precision, xla, size, filters, blocks, iterations, warmup):
         times.append(time.perf_counter() - t0)
     keras.mixed_precision.set_global_policy("float32")
     flops, fg, fd = iteration_flops(model.generator_mr_to_ct, model.discriminator_ct, size)
-    return times, flops, fg, fd
+    return times, flops, fg, fd, model
+
+
+def print_gradient_choices(model, precision, xla):
+    """Which gradient forms each ValidConv2D shape of this model used (those "auto" timed, with its times)."""
+    dtype = "bfloat16" if precision == "bf16" else "float32"
+    layers = valid_conv_layers(model)
+    for choice in gradient_choices():
+        if choice["dtype"] != dtype or choice["xla"] != xla:
+            continue
+        names = sorted({layer.name for layer in layers if list(layer.kernel.shape) == choice["kernel_shape"]})
+        times = "; ".join(f"{half.split('_')[0]}: " + ", ".join(f"{form} {ms:.1f} ms" for form, ms in forms.items())
+                          for half, forms in (choice["milliseconds"] or {}).items()) or choice.get("reason", "")
+        print(f"  {'/'.join(names)} {tuple(choice['input_shape'])} {dtype}: input gradient {choice['input_gradient']}, "
+              f"kernel gradient {choice['kernel_gradient']} ({times})", flush=True)
 
 
 def gemm_gflops(n=2048, repeats=5):
@@ -123,17 +149,26 @@ def main(argv=None):
     parser.add_argument("--blocks", type=int, default=9)
     parser.add_argument("--only", choices=["fp32", "bf16"], default=None)
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA rows")
+    parser.add_argument("--gradient", choices=["auto", "tensorflow", "forward"], default="auto",
+                        help="the gradient form of the ValidConv2D layers (default: auto)")
     args = parser.parse_args(argv)
 
+    cpu = cpu_info()
+    print(f"CPU: {cpu['vendor'] or 'unknown vendor'} {cpu['model'] or 'unknown model'}, {os.cpu_count()} cores; "
+          + ", ".join(f"{flag} {'yes' if flag in cpu['flags'] else 'no'}" for flag in ("avx512f", "avx512_bf16",
+                                                                                      "amx_bf16")), flush=True)
+
     print(f"CycleGAN iteration, {args.size}x{args.size}, batch 1, filters {args.filters}, "
-          f"{args.blocks} blocks; {os.cpu_count()} CPU cores, TF {tf.__version__}", flush=True)
+          f"{args.blocks} blocks; {os.cpu_count()} CPU cores, TF {tf.__version__}; ValidConv2D gradient "
+          f"{args.gradient}", flush=True)
     print(f"float32 GEMM ceiling on this machine: {gemm_gflops():.0f} GFLOP/s", flush=True)
     header = False
     for precision in ["fp32", "bf16"]:
         if args.only and precision != args.only:
             continue
         for xla in [False] if args.no_xla else [False, True]:
-            times, flops, fg, fd = bench(precision, xla, args.size, args.filters, args.blocks, args.iterations, args.warmup)
+            times, flops, fg, fd, model = bench(precision, xla, args.size, args.filters, args.blocks, args.iterations,
+                                                args.warmup, args.gradient)
             if not header:
                 print(f"generator forward {fg / 1e9:.1f} GFLOP, discriminator forward {fd / 1e9:.1f} GFLOP, "
                       f"iteration {flops / 1e9:.0f} GFLOP")
@@ -142,6 +177,8 @@ def main(argv=None):
             med = statistics.median(times)
             print(f"{precision:<10}{str(xla):<6}{med:>10.3f}{min(times):>9.3f}{max(times):>9.3f}"
                   f"{flops / med / 1e9:>10.1f}", flush=True)
+            if args.gradient == "auto":
+                print_gradient_choices(model, precision, xla)
 
 
 if __name__ == "__main__":

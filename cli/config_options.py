@@ -19,7 +19,7 @@ def config_options(func):
         click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
                      help="Override one setting, e.g. --set loss.lambda_gc=0. Repeatable."),
         click.option("--mixed-precision", type=click.Choice([m.value for m in MixedPrecision]),
-                     default=None, help="float16 with loss scaling on GPU, bfloat16 on CPU ('auto')."),
+                     default=None, help="'auto': float16 with loss scaling on GPU, bfloat16 on CPUs with AMX, else float32."),
         click.option("--xla/--no-xla", default=None, help="XLA-compile the training step."),
         click.option("--strategy", type=click.Choice([s.value for s in StrategyKind]), default=None,
                      help="tf.distribute strategy (multi_worker reads TF_CONFIG)."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import keras
@@ -10,6 +11,7 @@ import tensorflow as tf
 from mr2ct._atomic import atomic_write_json
 from mr2ct.config import Config, predated_settings
 from mr2ct.errors import ConfigError
+from mr2ct.models.convolution import gradient_choices
 from mr2ct.training import builders
 from mr2ct.training.cluster import worker_role
 from mr2ct.training.loop import LoopResult, TrainingLoop
@@ -20,6 +22,8 @@ CONFIG_FILE = "config.yaml"
 CYCLEGAN_UNUSED_SECTIONS = ("segmentation",)
 # Copy of the prepared data's preprocessing record: export and predict invert it.
 PREPROCESSING_FILE = "preprocessing.json"
+# The gradient form each ValidConv2D shape uses (mr2ct.models.convolution.gradient_choices), at each image summary.
+CONV_GRADIENTS_FILE = "conv_gradients.json"
 
 
 def resolve_run_config(
@@ -150,7 +154,7 @@ def train_cyclegan(
             steps_per_execution=config.train.steps_per_execution,
             jit_compile=config.runtime.xla,
             learning_rate=builders.build_schedule(config),
-            on_summary=lambda step, samples: write_translation_images(model, samples),
+            on_summary=functools.partial(_image_summary, model, run_dir),
             image_every=config.train.image_summary_every,
             progress=progress,
         )
@@ -181,6 +185,12 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy, key: s
             f"{key} is the global batch, split over {replicas} replicas, and must be a multiple of {replicas}. "
             f"Received: {batch_size}; use --set {key}={max(replicas, batch_size - batch_size % replicas)}"
         )
+
+
+def _image_summary(model, run_dir, step, samples):
+    """The image summary, and the gradient form each ValidConv2D shape uses so far (``conv_gradients.json``)."""
+    write_translation_images(model, samples)
+    atomic_write_json(os.path.join(os.fspath(run_dir), CONV_GRADIENTS_FILE), gradient_choices())
 
 
 def write_translation_images(model, samples, max_images=3):

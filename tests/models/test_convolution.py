@@ -1,9 +1,15 @@
+import json
+import re
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mr2ct.models import ResnetGenerator, ValidConv2D, valid_conv2d
+from mr2ct.models import ResnetGenerator, ValidConv2D, convolution, valid_conv2d
+from mr2ct.models.convolution import gradient_choices
 
 # (batch, height, width, in_channels, out_channels, kernel)
 CASES = [
@@ -112,3 +118,170 @@ def test_generator_trains_through_it_under_float16():
         keras.mixed_precision.set_global_policy("float32")
     assert all(g is not None and bool(tf.reduce_all(tf.math.is_finite(tf.cast(g, tf.float32)))) for g in grads)
     assert any(isinstance(layer, ValidConv2D) for layer in generator._flatten_layers())
+
+
+# --- the gradient forms (issue 24) ---
+
+GRADIENTS = ["auto", "tensorflow", "forward"]
+# Every pairing of the two forms of each gradient, as "auto" may choose them.
+FORMS = [("tensorflow", "tensorflow"), ("tensorflow", "matmul"), ("forward", "tensorflow"), ("forward", "matmul")]
+PAPER_HEAD = """
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np
+import tensorflow as tf
+from mr2ct.models.convolution import valid_conv2d
+
+rng = np.random.default_rng(0)
+x = tf.constant(rng.uniform(-1, 1, (1, 262, 262, 64)).astype("float32"))
+kernel = tf.constant(rng.normal(0, 0.02, (7, 7, 64, 1)).astype("float32"))
+upstream = tf.constant(rng.normal(size=(1, 256, 256, 1)).astype("float32"))
+differences = {}
+for gradient in ["reference", "forward"]:  # "tensorflow" is the reference itself
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        if gradient == "reference":
+            y = tf.nn.conv2d(x, kernel, 1, "VALID")
+        else:
+            y = valid_conv2d(x, kernel, gradient=gradient)
+    result = [y] + tape.gradient(y, [x, kernel], output_gradients=upstream)
+    if gradient == "reference":
+        reference = result
+        continue
+    differences[gradient] = [float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(result, reference)]
+print(json.dumps(differences))
+"""
+
+
+@pytest.fixture
+def fresh_choices(monkeypatch):
+    """An empty cache of "auto" choices; returns the list of shapes timed."""
+    monkeypatch.setattr(convolution, "_CHOICES", {})
+    timed = []
+    measure = convolution._measure
+
+    def counting(input_shape, *args):
+        timed.append(tuple(input_shape))
+        return measure(input_shape, *args)
+
+    monkeypatch.setattr(convolution, "_measure", counting)
+    return timed
+
+
+def test_paper_head_gradient_at_256_runs_and_equals_tensorflows():
+    """The head that aborted on AVX-512 CPUs (7x7, 64 -> 1, 256x256 output), in a subprocess: an abort fails here."""
+    done = subprocess.run([sys.executable, "-c", PAPER_HEAD], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"exit {done.returncode}:\n{done.stderr[-3000:]}"
+    differences = json.loads(done.stdout.strip().splitlines()[-1])
+    for gradient, values in differences.items():
+        for difference, what in zip(values, ("values", "input gradient", "kernel gradient")):
+            assert difference < 1e-5, f"{gradient}: {what} differs from TensorFlow's by {difference:.1e} (relative)"
+
+
+@pytest.mark.parametrize("gradient", GRADIENTS)
+@pytest.mark.parametrize("case", CASES)
+def test_each_gradient_equals_tensorflows(case, gradient):
+    x, kernel, upstream = _pair(case, seed=1)
+    ours = _values_and_gradients(lambda a, k: valid_conv2d(a, k, gradient=gradient), x, kernel, upstream)
+    reference = _values_and_gradients(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), x, kernel, upstream)
+    for a, b, what in zip(ours, reference, ("values", "input gradient", "kernel gradient")):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=what)
+
+
+@pytest.mark.parametrize("forms", FORMS)
+@pytest.mark.parametrize("case", CASES)
+def test_every_choice_of_auto_equals_tensorflows(case, forms, monkeypatch):
+    monkeypatch.setattr(convolution, "_choose", lambda inputs, kernel: forms)
+    x, kernel, upstream = _pair(case, seed=2)
+    ours = tf.function(lambda a, k, u: _values_and_gradients_tensors(valid_conv2d, a, k, u))(x, kernel, upstream)
+    reference = _values_and_gradients(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), x, kernel, upstream)
+    for a, b, what in zip(ours, reference, ("values", "input gradient", "kernel gradient")):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-4, atol=1e-4, err_msg=what)
+
+
+def test_forward_gradient_in_bfloat16_is_tensorflows_to_bfloat16_round_off():
+    x, kernel, upstream = _pair((1, 20, 20, 8, 1, 7), seed=4)
+    low = [tf.cast(t, tf.bfloat16) for t in (x, kernel, upstream)]
+    ours = _values_and_gradients(lambda a, k: valid_conv2d(a, k, gradient="forward"), *low)
+    reference = _values_and_gradients(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), x, kernel, upstream)
+    for a, b, what in zip(ours, reference, ("values", "input gradient", "kernel gradient")):
+        assert a.dtype == tf.bfloat16
+        assert np.abs(a.astype("float32") - b).max() < 2e-2 * np.abs(b).max(), what
+
+
+def test_auto_times_a_shape_once_and_reports_its_choice(fresh_choices):
+    x, kernel, upstream = _pair((1, 15, 13, 3, 2, 5), seed=5)
+    eager = _values_and_gradients(valid_conv2d, x, kernel, upstream)
+    traced = tf.function(lambda a, k, u: _values_and_gradients_tensors(valid_conv2d, a, k, u))(x, kernel, upstream)
+    for a, b in zip(eager, traced):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-5, atol=1e-5)
+    assert fresh_choices == [(1, 15, 13, 3)]
+    (choice,) = gradient_choices()
+    assert json.loads(json.dumps(choice)) == choice
+    assert {k: choice[k] for k in ("input_shape", "kernel_shape", "dtype", "device", "xla")} == {
+        "input_shape": [1, 15, 13, 3], "kernel_shape": [5, 5, 3, 2], "dtype": "float32", "device": "CPU",
+        "xla": False}
+    assert choice["input_gradient"] in ("tensorflow", "forward")
+    assert choice["kernel_gradient"] in ("tensorflow", "matmul")
+    assert set(choice["milliseconds"]["input_gradient"]) == {"tensorflow", "forward"}
+    assert set(choice["milliseconds"]["kernel_gradient"]) == {"tensorflow", "matmul"}
+    # The faster form is taken only by a margin; otherwise TensorFlow's own.
+    for half, ours in (("input_gradient", "forward"), ("kernel_gradient", "matmul")):
+        times = choice["milliseconds"][half]
+        assert choice[half] == (ours if times[ours] < (1 - convolution._MARGIN) * times["tensorflow"] else "tensorflow")
+    gradient_choices()[0]["input_gradient"] = "changed"  # a copy: the cache is not changed from outside
+    assert gradient_choices() == [choice]
+
+
+def test_auto_uses_tensorflows_gradient_under_xla_without_timing(fresh_choices):
+    x, kernel, upstream = _pair((1, 14, 9, 2, 3, 3), seed=6)
+    compiled = tf.function(lambda a, k, u: _values_and_gradients_tensors(valid_conv2d, a, k, u), jit_compile=True)(
+        x, kernel, upstream)
+    reference = _values_and_gradients(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), x, kernel, upstream)
+    for a, b in zip(compiled, reference):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-4, atol=1e-4)
+    assert fresh_choices == []
+    (choice,) = gradient_choices()
+    assert choice["xla"] and choice["milliseconds"] is None and "XLA" in choice["reason"]
+    assert (choice["input_gradient"], choice["kernel_gradient"]) == ("tensorflow", "tensorflow")
+
+
+def test_auto_falls_back_to_tensorflows_gradient_where_it_cannot_time(monkeypatch):
+    monkeypatch.setattr(convolution, "_CHOICES", {})
+
+    def fail(*args):
+        raise RuntimeError("no timing here")
+
+    monkeypatch.setattr(convolution, "_measure", fail)
+    x, kernel, upstream = _pair(CASES[2], seed=7)
+    ours = _values_and_gradients(valid_conv2d, x, kernel, upstream)
+    reference = _values_and_gradients(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), x, kernel, upstream)
+    for a, b in zip(ours, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    (choice,) = gradient_choices()
+    assert (choice["input_gradient"], choice["kernel_gradient"]) == ("tensorflow", "tensorflow")
+    assert "no timing here" in choice["reason"]
+
+
+@pytest.mark.parametrize("gradient", GRADIENTS)
+def test_layer_round_trips_its_gradient(gradient):
+    layer = ValidConv2D(3, 3, gradient=gradient, name="c")
+    assert layer.get_config()["gradient"] == gradient
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert clone.gradient == gradient
+    assert clone.get_config() == layer.get_config()
+
+
+def test_layer_config_of_earlier_runs_loads_with_auto():
+    config = ValidConv2D(3, 3, name="c").get_config()
+    del config["gradient"]  # saved before the option existed
+    assert ValidConv2D.from_config(config).gradient == "auto"
+
+
+@pytest.mark.parametrize("bad", ["fast", "Forward", None, 1])
+def test_bad_gradient_is_refused(bad):
+    with pytest.raises(ValueError, match=re.escape(f"Received: gradient={bad!r}")):
+        ValidConv2D(4, 3, gradient=bad)
+    x, kernel, _ = _pair(CASES[0])
+    with pytest.raises(ValueError, match=re.escape(f"Received: gradient={bad!r}")):
+        valid_conv2d(x, kernel, gradient=bad)

@@ -73,7 +73,9 @@ def test_mirrored_step_equals_single_device_step(two_cpu_strategy):
 
 
 def test_precision_resolution_on_cpu():
-    assert resolve_precision("auto") == "mixed_bfloat16"  # no GPU here
+    # "auto" on a CPU: bfloat16 with AMX, float32 without (tests/training/test_precision_auto.py: every branch)
+    assert resolve_precision("auto", gpus=[], cpu_flags=["avx2", "amx_bf16"]) == "mixed_bfloat16"
+    assert resolve_precision("auto", gpus=[], cpu_flags=["avx2", "avx512f"]) == "float32"
     assert resolve_precision("off") == "float32"
     assert resolve_precision("float16") == "mixed_float16"
     with pytest.raises(ValueError):

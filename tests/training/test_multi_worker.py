@@ -130,7 +130,8 @@ def test_two_workers_train_as_one_process_does_and_resume(prepared, tmp_path):
     assert progress_lines(chief_err) and not progress_lines(err)  # the progress line only on the chief
 
     # One run folder, written by the chief alone; the other worker's temporary checkpoints are gone.
-    assert_chief_files_only(run_dir, chief_pid, (2, 4), "config.yaml", "preprocessing.json", "status.json")
+    assert_chief_files_only(run_dir, chief_pid, (2, 4), "config.yaml", "preprocessing.json", "status.json",
+                            "conv_gradients.json")
     assert json.loads((run_dir / "status.json").read_text())["step"] == 4
     assert temporary_checkpoints(tmp_path / "tmp_worker0") == temporary_checkpoints(tmp_path / "tmp_worker1") == []
 
