@@ -34,7 +34,7 @@ class MixedPrecision(enum.StrEnum):
     """Numeric precision of the networks' computations."""
 
     OFF = "off"  # float32 everywhere
-    AUTO = "auto"  # float16 with loss scaling on GPU, bfloat16 on CPU
+    AUTO = "auto"  # float16 with loss scaling on GPU, bfloat16 on CPUs with AMX (amx_bf16), else float32
     FLOAT16 = "float16"
     BFLOAT16 = "bfloat16"
 
@@ -166,6 +166,9 @@ class SegmentationConfig:
     # U-Net training on random crop_size x crop_size windows of the slices, the same window of CT, synthesized MR
     # and labels (0: whole slices). The U-Net is fully convolutional and segments whole slices.
     crop_size: int = 0
+    # Probability of blanking a training image's CT channel (SynthesisSegmenter's ct_dropout): at test time the
+    # CT channel is the synthesized one, so the U-Net should not rest on the real CT's detail alone.
+    ct_dropout: float = 0.0
 
 
 @dataclasses.dataclass
@@ -212,6 +215,8 @@ class Config:
              "segmentation.crop_size must be 0 (whole slices) or a multiple of 2**segmentation.depth up to "
              f"data.image_size. Received: {self.segmentation.crop_size} (depth {self.segmentation.depth}, "
              f"image_size {self.data.image_size})"),
+            (0 <= self.segmentation.ct_dropout < 1,
+             f"segmentation.ct_dropout must be in [0, 1). Received: {self.segmentation.ct_dropout}"),
             (self.segmentation.dice_weight >= 0,
              f"segmentation.dice_weight must be non-negative. Received: {self.segmentation.dice_weight}"),
         ]
@@ -343,7 +348,9 @@ PRESETS: dict[str, dict] = {
         # step slower on CPU (0.87 against 0.72 s in benchmarks/train_step.py --size 160 --filters 24
         # --blocks 6), so it is off here; with ValidConv2D one measurement gave XLA 0.72 against 0.79 s,
         # within the variation of that machine, not enough to change it.
-        "runtime": {"xla": False},
+        # bfloat16 on CPUs with AMX (a third of the float32 step at the paper size there; the demo's quality held:
+        # MAE 97.8 against 93.5 HU, bone Dice 0.66 against 0.61), float32 elsewhere.
+        "runtime": {"xla": False, "mixed_precision": "auto"},
     },
     "tiny": {
         "data": {"image_size": 32, "batch_size": 2, "shuffle_buffer": 64},

@@ -51,6 +51,11 @@ class SynthesisSegmenter(keras.Model):
         generator_mr_to_ct: MR -> CT generator (G_CT), used when calling the
             model on MR. Defaults to `None` (training only).
         dice_weight: weight of the soft Dice loss. Defaults to `0.0`.
+        ct_dropout: probability with which a training image's CT channel is
+            blanked (set to 0), so the U-Net also learns to segment from the
+            MR-like channel alone: at test time the CT channel is synthesized
+            and the MR real. Defaults to `0.0`.
+        seed: seed of the CT-channel dropout. Defaults to `None`.
 
     Reference:
         Hiasa et al., "Cross-modality image synthesis from unpaired data using
@@ -58,7 +63,8 @@ class SynthesisSegmenter(keras.Model):
         SASHIMI 2018 (section 3.2).
     """
 
-    def __init__(self, unet, generator_ct_to_mr, generator_mr_to_ct=None, dice_weight=0.0, **kwargs):
+    def __init__(self, unet, generator_ct_to_mr, generator_mr_to_ct=None, dice_weight=0.0, ct_dropout=0.0,
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         channels = getattr(unet, "input_channels", None)
         if channels != 2:
@@ -74,6 +80,10 @@ class SynthesisSegmenter(keras.Model):
             if generator is not None:
                 generator.trainable = False
         self.dice_weight = float(dice_weight)
+        if not 0.0 <= ct_dropout < 1.0:
+            raise ValueError(f"ct_dropout must be in [0, 1). Received: ct_dropout={ct_dropout}")
+        self.ct_dropout = float(ct_dropout)
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.ct_dropout > 0 else None
         names = ["loss", "cross_entropy"] + (["soft_dice"] if self.dice_weight > 0 else []) + ["dice"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
@@ -109,6 +119,12 @@ class SynthesisSegmenter(keras.Model):
         synthesized_ct = ops.stop_gradient(self.generator_mr_to_ct(mr, training=False))
         return self.two_channel(synthesized_ct, mr)
 
+    def _drop_ct(self, inputs):
+        """Blank the CT channel (to 0) of each image with probability ``ct_dropout``."""
+        keep = keras.random.uniform((ops.shape(inputs)[0], 1, 1, 1), seed=self.seed_generator) >= self.ct_dropout
+        ct = ops.where(keep, inputs[..., :1], ops.zeros_like(inputs[..., :1]))
+        return ops.concatenate([ct, inputs[..., 1:]], axis=-1)
+
     def call(self, inputs, training=None):
         """Class logits ``(batch, S, S, classes)`` for MR slices ``(batch, S, S, 1)``."""
         return self.unet(self.test_inputs(inputs), training=training)
@@ -118,6 +134,8 @@ class SynthesisSegmenter(keras.Model):
             raise RuntimeError("SynthesisSegmenter.compile(optimizer) first")
         ct, labels, synthesized_mr = _unpack(data)
         inputs = self.training_inputs(ct, synthesized_mr)
+        if self.ct_dropout > 0:
+            inputs = self._drop_ct(inputs)
         terms = {}
         with tf.GradientTape() as tape:
             logits = self.unet(inputs, training=True)

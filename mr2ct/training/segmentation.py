@@ -247,6 +247,8 @@ def train_segmentation(
                 generator_ct_to_mr=generator_ct_to_mr,
                 generator_mr_to_ct=generator_mr_to_ct,
                 dice_weight=config.segmentation.dice_weight,
+                ct_dropout=config.segmentation.ct_dropout,
+                seed=config.runtime.seed,
                 name="synthesis_segmenter",
             )
             model.compile(optimizer=builders.build_segmentation_adam(config, policy))

@@ -101,6 +101,9 @@ def test_rejects_bad_arguments():
         SynthesisSegmenter(UNet(input_channels=1, depth=1, filters=2), generator)
     with pytest.raises(ValueError, match="dice_weight=-1"):
         SynthesisSegmenter(UNet(depth=1, filters=2), generator, dice_weight=-1)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=f"ct_dropout={bad}"):
+            SynthesisSegmenter(UNet(depth=1, filters=2), generator, ct_dropout=bad)
     model = SynthesisSegmenter(UNet(depth=1, filters=2), generator)
     with pytest.raises(ValueError, match="generator_mr_to_ct"):
         model(np.zeros((1, SIZE, SIZE, 1), "float32"))
@@ -121,3 +124,16 @@ def test_two_replicas_equal_one_device(norm, two_cpu_strategy):
         assert float(a.result()) == pytest.approx(float(b.result()), rel=1e-5), a.name
     for a, b in zip(single.unet.variables, mirrored.unet.variables):  # moving statistics too
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+
+
+def test_ct_dropout_blanks_the_ct_channel_of_some_images_only():
+    generator = ResnetGenerator(filters=4, num_blocks=1, name="g")
+    model = SynthesisSegmenter(UNet(depth=1, filters=2), generator, ct_dropout=0.5, seed=3)
+    inputs = np.concatenate([np.full((200, 4, 4, 1), 0.7), np.full((200, 4, 4, 1), -0.3)], -1).astype("float32")
+    out = np.asarray(model._drop_ct(inputs))
+    np.testing.assert_array_equal(out[..., 1], np.float32(-0.3))  # the MR-like channel is never touched
+    blanked = np.all(out[..., 0] == 0, axis=(1, 2))
+    assert np.all(out[~blanked, ..., 0] == np.float32(0.7))  # a whole image's CT channel, or none of it
+    assert 0.35 < blanked.mean() < 0.65
+    # without dropout the step's inputs are the two channels as they are
+    assert SynthesisSegmenter(UNet(depth=1, filters=2), generator).seed_generator is None
