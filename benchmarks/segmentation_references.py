@@ -110,6 +110,9 @@ def train_mr_supervised(demo, seg_config, preprocess_config, out, echo=print):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", default="demo", help="a finished `mr2ct demo` folder")
+    parser.add_argument("--segmentation", default=None,
+                        help="the segmentation run to score (default: the demo's, <demo>/runs/segmentation)")
+    parser.add_argument("--skip-mr-supervised", action="store_true", help="leave out the MR-supervised U-Net")
     parser.add_argument("--cross-entropy-alone", action="store_true",
                         help="also train and score a segmentation run with dice_weight=0")
     args = parser.parse_args()
@@ -126,7 +129,8 @@ def main():
     split = os.path.join(demo, "split")
     out = os.path.join(demo, "references")
     os.makedirs(out, exist_ok=True)
-    seg_dir = os.path.join(demo, "runs", "segmentation")
+    seg_dir = args.segmentation or os.path.join(demo, "runs", "segmentation")
+    tag = os.path.basename(os.path.normpath(seg_dir))
     run = load_segmentation_run(seg_dir)
     preprocess_config = PreprocessConfig.from_dict(run.preprocessing["config"])
     model = run.model
@@ -139,16 +143,17 @@ def main():
         true = true_ct_slices(ct, record, preprocess_config).astype(np.float32)
         return argmax_in_batches(model.unet, model.two_channel(true[..., None], slices[..., None]).numpy())
 
-    mr_unet = train_mr_supervised(demo, run.config, preprocess_config, out)
-
-    def mr_supervised(slices, mr, record):
-        return argmax_in_batches(mr_unet, slices[..., None])
-
     rows = {
         "through synthesis (demo)": slices_segmenter(preprocess_config, through_synthesis),
         "perfect synthesis (true CT)": slices_segmenter(preprocess_config, perfect_synthesis),
-        "MR-supervised (MR alone)": slices_segmenter(preprocess_config, mr_supervised),
     }
+    if not args.skip_mr_supervised:
+        mr_unet = train_mr_supervised(demo, run.config, preprocess_config, out)
+
+        def mr_supervised(slices, mr, record):
+            return argmax_in_batches(mr_unet, slices[..., None])
+
+        rows["MR-supervised (MR alone)"] = slices_segmenter(preprocess_config, mr_supervised)
     if args.cross_entropy_alone:
         ce_dir = os.path.join(out, "segmentation_cross_entropy")
         config = run.config.override(["segmentation.dice_weight=0.0"])
@@ -159,7 +164,7 @@ def main():
     results = {}
     for i, (name, segment) in enumerate(rows.items()):
         results[name] = evaluate_segmentation(os.path.join(split, "test_mr"), os.path.join(split, "test_labels_mr"),
-                                              segment, out, name=f"reference_{i}")
+                                              segment, out, name=f"{tag}_{i}")
     print(f"\nDice on {demo}'s held-out subjects (means over {len(next(iter(results.values())))} subjects; "
           f"U-Net {run.config.segmentation.steps} steps, dice_weight {run.config.segmentation.dice_weight})")
     names = [k.removeprefix("dice_").replace("_", " ") for k in STRUCTURE_KEYS[:-1]] + ["mean of 22"]
@@ -170,9 +175,10 @@ def main():
     lines = ["row," + ",".join(all_keys)]
     for name, subject_rows in results.items():
         lines.append(f"{name}," + ",".join(f"{np.nanmean([r[k] for r in subject_rows]):.4f}" for k in all_keys))
-    with open(os.path.join(out, "references.csv"), "w") as f:
+    table = os.path.join(out, f"references_{tag}.csv")
+    with open(table, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"per structure: {os.path.join(out, 'references.csv')}")
+    print(f"per structure: {table}")
 
 
 if __name__ == "__main__":

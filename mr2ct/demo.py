@@ -49,7 +49,7 @@ def plan(quick: bool) -> DemoPlan:
         config = preset("cpu").override([
             "data.image_size=64", "data.batch_size=2", "train.constant_steps=150", "train.decay_steps=150",
             "train.checkpoint_every=100", "train.image_summary_every=100", "prepare.n4_shrink_factor=1",
-            "segmentation.steps=100", "segmentation.checkpoint_every=50",
+            "segmentation.steps=100", "segmentation.checkpoint_every=50", "segmentation.crop_size=0",
         ])
         return DemoPlan("small", train_mr=5, train_ct=5, test=2, config=config)
     return DemoPlan("paper", train_mr=10, train_ct=10, test=4, config=preset("cpu"))

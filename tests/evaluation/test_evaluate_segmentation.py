@@ -154,8 +154,7 @@ def test_folders_with_labels_and_real_ct(subject, tmp_path):
     assert sorted(os.listdir(tmp_path / "eval" / "labels")) == ["a.nii.gz", "b.nii.gz"]
     image = matplotlib.image.imread(tmp_path / "eval" / "dice_boxplots.png")
     assert image.ndim == 3 and image.shape[0] > 100
-    montage = matplotlib.image.imread(tmp_path / "eval" / "segmentation_montage.png")
-    assert montage.ndim == 3 and montage.shape[0] > 200  # two subjects, two slices each
+    assert not (tmp_path / "eval" / "segmentation_montage.png").exists()  # montage=False
 
     # only the paper's structures
     rows = evaluate_folders(tmp_path / "mr", tmp_path / "sct", tmp_path / "eval4", montage=False,
@@ -202,6 +201,8 @@ def test_cli_with_a_segmentation_run(subject, tmp_path_factory, tmp_path):
         assert row["mi_ct_smr"] > 0
     assert (tmp_path / "eval" / "labels" / "subject_000.nii.gz").exists()
     assert matplotlib.image.imread(tmp_path / "eval" / "dice_boxplots.png").ndim == 3
+    montage = matplotlib.image.imread(tmp_path / "eval" / "segmentation_montage.png")
+    assert montage.ndim == 3 and montage.shape[0] > 200  # two subjects, two slices each
 
 
 def test_mr_synthesizer_of_an_export_matches_the_run(subject, tmp_path):
