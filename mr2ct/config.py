@@ -161,7 +161,7 @@ class SegmentationConfig:
     checkpoint_every: int = 1000
     # Loss: cross-entropy + dice_weight * (1 - mean soft Dice over the 22 foreground structures). The paper
     # names no loss; cross-entropy alone learned none of femur, gluteus medius and minimus in 200-step runs of
-    # the cpu experiment (Dice 0), and the comparison on the demo is in docs (benchmarks/segmentation_references.py).
+    # the cpu experiment (Dice 0); benchmarks/segmentation_references.py --cross-entropy-alone compares them on the demo.
     dice_weight: float = 1.0
     # U-Net training on random crop_size x crop_size windows of the slices, the same window of CT, synthesized MR
     # and labels (0: whole slices). The U-Net is fully convolutional and segments whole slices.
