@@ -107,6 +107,35 @@ def gradient_choices() -> list[dict]:
         return copy.deepcopy(list(_CHOICES.values()))
 
 
+def _choice_key(record: dict) -> tuple:
+    return (tuple(record["input_shape"]), tuple(record["kernel_shape"]), record["dtype"], record["device"],
+            bool(record["xla"]))
+
+
+def use_gradient_choices(records, source="gradient choices") -> None:
+    """Use these recorded choices (entries of :func:`gradient_choices`) for their shapes from now on.
+
+    "auto" chooses by timing, and two processes can time a close pair either way; the two forms differ by
+    round-off, which Adam's normalized update can enlarge where a gradient is near zero. A run records its
+    choices beside its checkpoints and a resumed run installs them before its first step, so resuming gives
+    the weights an uninterrupted run would have had. Entries replace this process's choices for the same
+    shapes; ``source`` (e.g. the file) names the records in errors.
+    """
+    if not isinstance(records, list):
+        raise ValueError(f"{source}: expected a list of gradient choices, got {type(records).__name__}")
+    parsed = {}
+    for i, record in enumerate(records):
+        try:
+            key = _choice_key(record)
+            if record["input_gradient"] not in _INPUT_GRADIENTS or record["kernel_gradient"] not in _KERNEL_GRADIENTS:
+                raise ValueError(f"unknown forms {record['input_gradient']!r}, {record['kernel_gradient']!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: entry {i} is not a gradient choice ({type(exc).__name__}: {exc})") from None
+        parsed[key] = copy.deepcopy(record)
+    with _CHOICES_LOCK:
+        _CHOICES.update(parsed)
+
+
 def _in_xla_context() -> bool:
     try:
         from tensorflow.python.ops import control_flow_util
@@ -241,7 +270,8 @@ def valid_conv2d(inputs, kernel, gradient=ConvGradient.AUTO):
         gradient: ``"auto"`` (for each gradient, the faster of TensorFlow's
             form and ours, timed on the first use of a shape, dtype and
             device in the process; TensorFlow's own under XLA or where it
-            cannot be timed; see :func:`gradient_choices`), ``"tensorflow"``
+            cannot be timed; see :func:`gradient_choices` and
+            :func:`use_gradient_choices`), ``"tensorflow"``
             (TensorFlow's own gradient) or ``"forward"`` (the forward
             convolution and the matrix products). Defaults to `"auto"`.
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 import keras
 
 from mr2ct.models._util import build_stages, call_stages, check_input_shape, check_positive_int
-from mr2ct.models.convolution import ConvGradient, ValidConv2D
-
-# TensorFlow's own convolution gradients for now: with "auto" and with "forward" a SIGKILLed and resumed tiny run
-# differed from an uninterrupted one beyond round-off tolerance (tests/cli/test_cli_train.py), with TensorFlow's it
-# did not. The forward forms stay available (ValidConv2D(gradient=...)) until that is understood.
-GRADIENT = ConvGradient.TENSORFLOW
+from mr2ct.models.convolution import ValidConv2D
 from mr2ct.models.initializers import WeightInit, kernel_initializer
 from mr2ct.models.normalization import Norm, make_norm
 from mr2ct.models.padding import ReflectionPadding2D
@@ -33,11 +28,11 @@ class ResidualBlock(keras.layers.Layer):
         self.init = WeightInit(init)
         self.stages = [
             ReflectionPadding2D(1, name="pad1"),
-            ValidConv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), gradient=GRADIENT, name="conv1"),
+            ValidConv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv1"),
             make_norm(self.norm, name="norm1"),
             keras.layers.ReLU(name="relu1"),
             ReflectionPadding2D(1, name="pad2"),
-            ValidConv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), gradient=GRADIENT, name="conv2"),
+            ValidConv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv2"),
             make_norm(self.norm, name="norm2"),
         ]
         self.stages = [layer for layer in self.stages if layer is not None]

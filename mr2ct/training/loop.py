@@ -80,6 +80,9 @@ class TrainingLoop:
             writer; ``samples`` is the run's first global batch, the same at
             every call. Defaults to `None`.
         image_every: steps between ``on_summary`` calls. Defaults to `1000`.
+        before_save: callable ``(step)`` called on the chief before each
+            checkpoint, for files that must exist whenever a checkpoint does.
+            Defaults to `None`.
         progress: print a progress line (on the chief). Defaults to `True`.
     """
 
@@ -99,6 +102,7 @@ class TrainingLoop:
         learning_rate=None,
         on_summary=None,
         image_every=1000,
+        before_save=None,
         progress=True,
     ):
         self.model = model
@@ -112,6 +116,7 @@ class TrainingLoop:
         self.learning_rate = learning_rate
         self.on_summary = on_summary
         self.image_every = int(image_every)
+        self.before_save = before_save
         self.progress = progress
         self.role = worker_role(strategy)
         self.checkpoint_dir = os.path.join(self.run_dir, "checkpoints")
@@ -158,6 +163,11 @@ class TrainingLoop:
             ) from None
         self._restored_step = int(self.step.numpy())
         return self._restored_step
+
+    def _save(self, chief, step):
+        if chief and self.before_save is not None:
+            self.before_save(step)
+        self.save()
 
     def save(self):
         """Save a checkpoint at the current step: into the run folder on the chief, a temporary one elsewhere.
@@ -269,10 +279,10 @@ class TrainingLoop:
                     with writer.as_default(step=step):
                         on_summary(step, samples)
                 if step % self.checkpoint_every == 0 or step == end:
-                    self.save()
+                    self._save(chief, step)
                 stop = self._stop_requested()
             if stop and step < end:
-                self.save()
+                self._save(chief, step)
                 result.interrupted = True
         except PEER_FAILURES as exc:
             if self.role.num_workers == 1:

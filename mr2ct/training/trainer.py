@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 
 import keras
@@ -11,7 +12,7 @@ import tensorflow as tf
 from mr2ct._atomic import atomic_write_json
 from mr2ct.config import Config, predated_settings
 from mr2ct.errors import ConfigError
-from mr2ct.models.convolution import gradient_choices
+from mr2ct.models.convolution import gradient_choices, use_gradient_choices
 from mr2ct.training import builders
 from mr2ct.training.cluster import worker_role
 from mr2ct.training.loop import LoopResult, TrainingLoop
@@ -22,7 +23,8 @@ CONFIG_FILE = "config.yaml"
 CYCLEGAN_UNUSED_SECTIONS = ("segmentation",)
 # Copy of the prepared data's preprocessing record: export and predict invert it.
 PREPROCESSING_FILE = "preprocessing.json"
-# The gradient form each ValidConv2D shape uses (mr2ct.models.convolution.gradient_choices), at each image summary.
+# The gradient form each ValidConv2D shape uses (mr2ct.models.convolution.gradient_choices), written before each
+# checkpoint and at each image summary; a resumed run uses these choices again instead of timing anew.
 CONV_GRADIENTS_FILE = "conv_gradients.json"
 
 
@@ -118,6 +120,7 @@ def train_cyclegan(
     if worker_role(strategy).is_chief:
         resolve_run_config(run_dir, config, unused_sections=CYCLEGAN_UNUSED_SECTIONS)
         atomic_write_json(os.path.join(os.fspath(run_dir), PREPROCESSING_FILE), preprocessing)
+    reuse_gradient_choices(run_dir)  # a resumed run computes its gradients as before
     keras.utils.set_random_seed(config.runtime.seed)
     policy = set_precision(config.runtime.mixed_precision)
     try:
@@ -155,6 +158,7 @@ def train_cyclegan(
             jit_compile=config.runtime.xla,
             learning_rate=builders.build_schedule(config),
             on_summary=functools.partial(_image_summary, model, run_dir),
+            before_save=lambda step: _write_gradient_choices(run_dir),
             image_every=config.train.image_summary_every,
             progress=progress,
         )
@@ -190,7 +194,28 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy, key: s
 def _image_summary(model, run_dir, step, samples):
     """The image summary, and the gradient form each ValidConv2D shape uses so far (``conv_gradients.json``)."""
     write_translation_images(model, samples)
+    _write_gradient_choices(run_dir)
+
+
+def _write_gradient_choices(run_dir):
     atomic_write_json(os.path.join(os.fspath(run_dir), CONV_GRADIENTS_FILE), gradient_choices())
+
+
+def reuse_gradient_choices(run_dir) -> None:
+    """Install the convolution gradients a run chose (``conv_gradients.json``), so that a resume reproduces it."""
+    path = os.path.join(os.fspath(run_dir), CONV_GRADIENTS_FILE)
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            records = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the run's convolution gradient choices ({exc}); "
+                          "delete the file to time them again") from None
+    try:
+        use_gradient_choices(records, source=path)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; delete the file to time them again") from None
 
 
 def write_translation_images(model, samples, max_images=3):

@@ -233,6 +233,42 @@ def test_auto_times_a_shape_once_and_reports_its_choice(fresh_choices):
     assert gradient_choices() == [choice]
 
 
+@pytest.mark.parametrize("forms", [("forward", "tensorflow"), ("tensorflow", "matmul")])
+def test_recorded_choices_are_used_without_timing(fresh_choices, monkeypatch, forms):
+    # A resumed run installs the choices it recorded: the same forms, whatever a new timing would say.
+    x, kernel, upstream = _pair((1, 15, 13, 3, 2, 5), seed=5)
+    record = {"input_shape": [1, 15, 13, 3], "kernel_shape": [5, 5, 3, 2], "dtype": "float32", "device": "CPU",
+              "xla": False, "input_gradient": forms[0], "kernel_gradient": forms[1], "milliseconds": None}
+    convolution.use_gradient_choices([record])
+    calls = []
+    for name, table in (("input", convolution._INPUT_GRADIENTS), ("kernel", convolution._KERNEL_GRADIENTS)):
+        for form, function in list(table.items()):
+            def spy(*args, _f=function, _n=(name, form)):
+                calls.append(_n)
+                return _f(*args)
+            monkeypatch.setitem(table, form, spy)
+    ours = _values_and_gradients(valid_conv2d, x, kernel, upstream)
+    assert fresh_choices == []
+    assert calls == [("input", forms[0]), ("kernel", forms[1])]
+    reference = _values_and_gradients(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), x, kernel, upstream)
+    for a, b in zip(ours, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert gradient_choices() == [record]
+
+
+@pytest.mark.parametrize("records, message", [
+    ({"input_shape": [1]}, "expected a list"),
+    ([{"input_shape": [1, 4, 4, 1]}], "entry 0 is not a gradient choice"),
+    ([{"input_shape": [1, 4, 4, 1], "kernel_shape": [3, 3, 1, 1], "dtype": "float32", "device": "CPU", "xla": False,
+       "input_gradient": "fft", "kernel_gradient": "matmul"}], "unknown forms 'fft'"),
+])
+def test_recorded_choices_that_are_not_choices_are_refused(fresh_choices, records, message):
+    with pytest.raises(ValueError, match=message) as raised:
+        convolution.use_gradient_choices(records, source="run/conv_gradients.json")
+    assert str(raised.value).startswith("run/conv_gradients.json: ")
+    assert gradient_choices() == []
+
+
 def test_auto_uses_tensorflows_gradient_under_xla_without_timing(fresh_choices):
     x, kernel, upstream = _pair((1, 14, 9, 2, 3, 3), seed=6)
     compiled = tf.function(lambda a, k, u: _values_and_gradients_tensors(valid_conv2d, a, k, u), jit_compile=True)(
