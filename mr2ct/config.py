@@ -81,6 +81,10 @@ class DataConfig:
     batch_size: int = 1  # global batch, split over replicas
     shuffle_buffer: int = 2048
     augment: bool = False  # resize-and-random-crop and flips (off in the paper)
+    # CycleGAN training slices of both domains scaled about their centre by independent random factors in
+    # [1 - j, 1 + j] left-right and front-back (0: off, the paper), so that body size and shape carry no
+    # information about the domain and the generators have no reason to change them.
+    scale_jitter: float = 0.0
     seed: int = 0
 
     @property
@@ -198,6 +202,8 @@ class Config:
         checks = [
             (self.data.image_size >= 16 and self.data.image_size % 16 == 0,
              f"data.image_size must be a multiple of 16, at least 16. Received: {self.data.image_size}"),
+            (0.0 <= self.data.scale_jitter < 0.5,
+             f"data.scale_jitter must be in [0, 0.5). Received: {self.data.scale_jitter}"),
             (self.data.crop_size == 0 or (self.data.crop_size >= 16 and self.data.crop_size % 16 == 0
                                           and self.data.crop_size <= self.data.image_size),
              "data.crop_size must be 0 (whole slices) or a multiple of 16 from 16 to data.image_size. "
@@ -294,11 +300,12 @@ class Config:
 # Settings added after run folders were first written, with the value that reproduces what a run
 # written before them was trained with: before loss.gc_absolute existed, the GC loss was signed;
 # before prepare.frame_mr, MR slices kept the scanner's field of view.
-# Before model.init, kernels started Glorot-uniform.
+# Before model.init, kernels started Glorot-uniform; before data.scale_jitter, slices were not scaled.
 RUN_LEGACY_VALUES: dict[str, dict] = {
     "loss": {"gc_absolute": False},
     "prepare": {"frame_mr": False},
     "model": {"init": "glorot_uniform"},
+    "data": {"scale_jitter": 0.0},
 }
 
 

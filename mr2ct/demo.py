@@ -156,6 +156,9 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
         echo(f"{row['subject']}: MAE {row['mae_hu']:.0f} HU  ME {row['me_hu']:+.0f} HU  PSNR {row['psnr_db']:.1f} dB  "
              f"SSIM {row['ssim']:.3f}  bone Dice {row['bone_dice']:.3f}  bone-edge MAE {row['mae_bone_band_hu']:.0f} HU  "
              f"MI(MR, sCT) {row['mi_mr_sct']:.3f}  GC|abs|(MR, sCT) {row['gc_abs_mr_sct']:.3f}")
+        echo(f"{' ' * len(row['subject'])}  body Dice {row['body_dice']:.3f}  extent sCT/CT left-right "
+             f"{row['extent_ratio_lr']:.3f} front-back {row['extent_ratio_ap']:.3f}  slice-to-slice step MAE "
+             f"{row['mae_through_plane_hu']:.0f} HU (row-to-row {row['mae_in_plane_hu']:.0f} HU)")
 
     step(f"8/8 segment the held-out MR through synthesis, score against their true labels -> {eval_dir}")
     seg_rows = evaluate_segmentation(os.path.join(split, "test_mr"), os.path.join(split, "test_labels_mr"),
@@ -171,6 +174,7 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
         "metrics": os.path.join(eval_dir, "metrics.csv"),
         "boxplots": os.path.join(eval_dir, "boxplots.png"),
         "montage": os.path.join(eval_dir, "montage.png"),
+        "reformats": os.path.join(eval_dir, "reformats.png"),
         "segmentation_metrics": os.path.join(eval_dir, "segmentation_metrics.csv"),
         "segmentation_boxplots": os.path.join(eval_dir, "segmentation_boxplots.png"),
         "segmentation_montage": os.path.join(eval_dir, "segmentation_montage.png"),

@@ -18,7 +18,7 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(tmp_path):
     lines = []
     results = run_demo(tmp_path / "demo", sizes=sizes, echo=lines.append)
     assert json.loads((tmp_path / "demo" / "results.json").read_text()) == results
-    for key in ("phantom_montage", "metrics", "boxplots", "montage", "segmentation_metrics",
+    for key in ("phantom_montage", "metrics", "boxplots", "montage", "reformats", "segmentation_metrics",
                 "segmentation_boxplots", "segmentation_montage"):
         assert os.path.getsize(results[key]) > 0, key
     # unpaired: the MR and the CT used for training come from different subjects

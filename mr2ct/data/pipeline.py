@@ -113,6 +113,28 @@ def augment_slice(image, label=None, seed=(0, 0)):
     return image, label
 
 
+def scale_slice(image, jitter, seed=(0, 0)):
+    """``image`` ``[S, S, C]`` scaled about its centre by independent factors in ``[1 - jitter, 1 + jitter]``
+    along rows and columns (bilinear; beyond the slice, its edge values, i.e. air), same size (stateless)."""
+    size = tf.cast(tf.shape(image)[0], tf.float32)
+    factors = tf.random.stateless_uniform([2], tf.cast(seed, tf.int64), 1.0 - jitter, 1.0 + jitter)
+    # output (x, y) samples input (x / fx + cx (1 - 1 / fx), y / fy + ...): columns x, rows y
+    centre = (size - 1.0) / 2.0
+    inv_x, inv_y = 1.0 / factors[1], 1.0 / factors[0]
+    transform = tf.stack([inv_x, 0.0, centre * (1.0 - inv_x), 0.0, inv_y, centre * (1.0 - inv_y), 0.0, 0.0])
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="NEAREST")
+    return tf.ensure_shape(out[0], image.shape)
+
+
+def _scaled(ds, seed, jitter):
+    def fn(index, image):
+        return scale_slice(image, jitter, tf.stack([tf.cast(seed, tf.int64), index]))
+
+    return ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE)
+
+
 def random_crop(image, crop_size, seed=(0, 0)):
     """A random ``crop_size`` x ``crop_size`` window of an ``[S, S, C]`` slice (stateless)."""
     size = tf.shape(image)[0]
@@ -163,7 +185,7 @@ def _augmented(ds, seed):
 
 def unpaired_dataset(
     prepared_dir, image_size, batch_size, *, shuffle_buffer=2048, seed=0, augment=False,
-    deterministic=False, repeat=True, crop_size=None,
+    deterministic=False, repeat=True, crop_size=None, scale_jitter=0.0,
 ):
     """Batches of unrelated MR and CT slices (or random crops of them) for CycleGAN training.
 
@@ -180,7 +202,12 @@ def unpaired_dataset(
         crop_size: give ``[B, crop_size, crop_size, 1]`` random crops, a new
             window for every slice drawn (after ``augment``). Defaults to
             `None`: whole slices.
+        scale_jitter: scale each slice about its centre by independent random
+            factors in ``[1 - scale_jitter, 1 + scale_jitter]`` along rows and
+            columns (after ``augment``, before the crop). Defaults to `0` (off).
     """
+    if not 0.0 <= float(scale_jitter) < 1.0:
+        raise ValueError(f"scale_jitter must be in [0, 1). Received: {scale_jitter}")
     if crop_size is not None and not 1 <= int(crop_size) <= int(image_size):
         raise ValueError(f"crop_size must be between 1 and image_size ({image_size}). Received: {crop_size}")
     streams = {}
@@ -190,6 +217,8 @@ def unpaired_dataset(
         if augment:
             ds = _augmented(ds, seed + 10 + offset)
         images = ds.map(lambda item: item["image"])
+        if scale_jitter:
+            images = _scaled(images, seed + 30 + offset, float(scale_jitter))
         if crop_size is not None:
             images = _cropped(images, seed + 20 + offset, int(crop_size))
         streams[modality] = images

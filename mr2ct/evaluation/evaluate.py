@@ -18,7 +18,10 @@ Per MR volume (the rows of ``metrics.csv``):
   ground-truth CT, the values a perfect synthesis would have (the signed GC
   is negative there: many edges have opposite signs in T1 MR and CT, e.g. fat
   bright in MR and dark in CT, so on paper-size phantoms it is about -0.2
-  while the absolute form is about +0.5 to +0.6);
+  while the absolute form is about +0.5 to +0.6); and the body's shape and
+  the agreement of neighbouring slices (:mod:`mr2ct.evaluation.geometry`:
+  ``body_dice``, ``extent_ratio_lr``, ``extent_ratio_ap``,
+  ``mae_through_plane_hu``, ``mae_in_plane_hu``);
 * with ground-truth labels on the MR grid and a segmentation run
   (section 3.2, Fig. 5): the MR is segmented through synthesis
   (:class:`~mr2ct.serving.segment.VolumeSegmenter`: U-Net on synthesized CT
@@ -41,7 +44,9 @@ is the mean over slices of the per-slice MI inside the body (prepared CT above
 slice (:func:`~mr2ct.metrics.mean_slice_mutual_information`).
 
 Results go to ``metrics.csv``, ``metrics.json``, ``boxplots.png``,
-``montage.png`` (MR | synthesized CT | ground truth | error per subject) and,
+``montage.png`` (MR | synthesized CT | ground truth | error per subject),
+with ground truth ``reformats.png`` (coronal and sagittal: MR | synthesized
+CT | ground truth) and,
 with labels, ``dice_boxplots.png`` and ``segmentation_montage.png`` (MR |
 predicted labels | true labels); with CT, ``metrics_ct.csv`` and
 ``metrics_ct.json``.
@@ -59,6 +64,7 @@ from scipy import ndimage
 from mr2ct._atomic import atomic_write_json, atomic_write_text
 from mr2ct.data.io import list_volumes, read_volume, subject_id, write_volume
 from mr2ct.errors import InputError, Mr2ctError
+from mr2ct.evaluation.geometry import geometry_columns
 from mr2ct.labels import LABELS
 from mr2ct.metrics import (
     dice,
@@ -105,8 +111,12 @@ def bone_dice(sct: np.ndarray, ct: np.ndarray, body: np.ndarray) -> float:
     return dice_coefficient((sct > BONE_HU) & body, (ct > BONE_HU) & body)
 
 
-def evaluate_volume(mr, sct, ct=None) -> dict:
-    """Metrics of one synthesized CT (arrays on the MR grid, CT in HU)."""
+def evaluate_volume(mr, sct, ct=None, direction=None) -> dict:
+    """Metrics of one synthesized CT (arrays on the MR grid, CT in HU).
+
+    ``direction``: the MR grid's direction matrix, which names the left-right
+    and front-back axes of the extent ratios. Defaults to `None` (identity).
+    """
     mr, sct = np.asarray(mr, np.float64), np.asarray(sct, np.float64)
     body = body_mask_from_mr(mr)
     row = {
@@ -127,6 +137,7 @@ def evaluate_volume(mr, sct, ct=None) -> dict:
             bone_dice=bone_dice(sct, ct, body_ct),
             mi_mr_ct=mean_slice_mutual_information(mr, ct, mask=body),
             **_gc_columns("mr_ct", mr, ct),
+            **geometry_columns(sct, ct, direction),
         )
     return row
 
@@ -283,7 +294,8 @@ def evaluate_folders(
         ct = read_volume(ct_path) if ct_path else None
         if ct is not None and ct.shape != mr.shape:
             raise InputError(ct_path, f"shape {ct.shape} differs from its MR {mr.shape} (need the CT on the MR grid)")
-        row = {"subject": subject, **evaluate_volume(mr.array, sct.array, None if ct is None else ct.array)}
+        row = {"subject": subject,
+               **evaluate_volume(mr.array, sct.array, None if ct is None else ct.array, mr.direction)}
         label_path = _match(labels_dir, subject)
         if label_path is not None:
             truth = read_volume(label_path).array
@@ -299,7 +311,7 @@ def evaluate_folders(
         else:
             overlaps.append(None)
         rows.append(row)
-        examples.append((subject, mr.array, sct.array, None if ct is None else ct.array))
+        examples.append((subject, mr.array, sct.array, None if ct is None else ct.array, mr.spacing))
     if not rows:
         raise InputError(sct_dir, "no synthesized volumes to evaluate")
     if labels_dir is not None:
@@ -325,7 +337,10 @@ def evaluate_folders(
         if montage:
             plots.segmentation_montage(label_examples[:6], os.path.join(out_dir, "segmentation_montage.png"))
     if montage:
-        plots.synthesis_montage(examples[:6], os.path.join(out_dir, "montage.png"))
+        plots.synthesis_montage([e[:4] for e in examples[:6]], os.path.join(out_dir, "montage.png"))
+        with_truth = [e for e in examples if e[3] is not None]
+        if with_truth:
+            plots.reformat_montage(with_truth[:4], os.path.join(out_dir, "reformats.png"))
     return rows
 
 

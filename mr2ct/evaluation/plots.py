@@ -1,4 +1,4 @@
-"""PNG figures: box plots of metrics, montages of synthesized CT and of label maps."""
+"""PNG figures: box plots of metrics, montages of synthesized CT (axial and reformatted) and of label maps."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ LABELS = {
     "mi_mr_ct": "MI(MR, true CT) [nats], reference",
     "gc_mr_ct": "GC(MR, true CT), signed (Sobel), reference",
     "gc_abs_mr_ct": "GC(MR, true CT), absolute gradients, reference",
+    "body_dice": "body outline Dice (> -500 HU)",
+    "extent_ratio_lr": "body extent left-right, sCT / CT",
+    "extent_ratio_ap": "body extent front-back, sCT / CT",
+    "mae_through_plane_hu": "MAE of slice-to-slice steps [HU]",
+    "mae_in_plane_hu": "MAE of row-to-row steps [HU]",
 }
 
 
@@ -130,6 +135,52 @@ def synthesis_montage(examples, path, slices=MONTAGE_SLICES):
             ax.axis("off")
             if cmap == "coolwarm":
                 fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _reformat_planes(ct):
+    """``(row, column)``: the coronal row and the sagittal column with the most bone (> 250 HU) of ``ct``,
+    the column searched in the half of the columns that holds more bone (one femoral head, not the midline)."""
+    bone = np.asarray(ct) > 250
+    row = int(np.argmax(bone.sum(axis=(0, 2))))
+    columns = bone.sum(axis=(0, 1))
+    half = columns.size // 2
+    lo, hi = (0, half) if columns[:half].sum() >= columns[half:].sum() else (half, columns.size)
+    return row, lo + int(np.argmax(columns[lo:hi]))
+
+
+def reformat_montage(examples, path):
+    """Coronal and sagittal reformats of each subject: MR | synthesized CT | ground-truth CT.
+
+    The planes pass through the true CT's bone (the femoral heads and, in the sagittal plane, one hip), where
+    slice-to-slice disagreement of a slice-by-slice synthesis shows as horizontal stripes.
+
+    Args:
+        examples: ``(subject, mr, sct, ct, spacing)`` per subject, volumes ``[k, j, i]`` on the MR grid,
+            ``spacing`` in ``(i, j, k)`` order (mm), for the aspect ratio.
+        path: the PNG file.
+    """
+    rows = []
+    for subject, mr, sct, ct, spacing in examples:
+        j, i = _reformat_planes(ct)
+        rows.append((subject, f"coronal row {j}", lambda v, j=j: v[:, j, :], spacing[2] / spacing[0]))
+        rows[-1] += (mr, sct, ct)
+        rows.append((subject, f"sagittal column {i}", lambda v, i=i: v[:, :, i], spacing[2] / spacing[1]))
+        rows[-1] += (mr, sct, ct)
+    # each panel 3 inches wide; its height follows the plane's extent in mm, plus room for the title
+    heights = [3.0 * cut(mr).shape[0] * aspect / cut(mr).shape[1] + 0.35 for _, _, cut, aspect, mr, _, _ in rows]
+    fig, axes = plt.subplots(len(rows), 3, figsize=(9.0, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for row, (subject, plane, cut, aspect, mr, sct, ct) in zip(axes, rows):
+        panels = [(mr, f"{subject} {plane}: MR", None), (sct, "synthesized CT", (-250, 750)),
+                  (ct, "ground-truth CT", (-250, 750))]
+        for ax, (volume, title, window) in zip(row, panels):
+            kwargs = {} if window is None else {"vmin": window[0], "vmax": window[1]}
+            # slice 0 is the most inferior of an LPS slab: drawn at the bottom
+            ax.imshow(cut(volume), cmap="gray", origin="lower", aspect=aspect, interpolation="nearest", **kwargs)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
     fig.tight_layout()
     _save(fig, path)
 

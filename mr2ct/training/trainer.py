@@ -141,6 +141,7 @@ def train_cyclegan(
                 seed=config.data.seed + start,
                 augment=config.data.augment,
                 crop_size=config.data.crop_size or None,
+                scale_jitter=config.data.scale_jitter,
                 deterministic=True,
             ),
             run_dir=run_dir,

@@ -7,7 +7,14 @@ import tensorflow as tf
 
 from mr2ct.data import records
 from mr2ct.data.phantom import write_phantom_dataset
-from mr2ct.data.pipeline import augment_slice, count_slices, labelled_dataset, list_shards, unpaired_dataset
+from mr2ct.data.pipeline import (
+    augment_slice,
+    count_slices,
+    labelled_dataset,
+    list_shards,
+    scale_slice,
+    unpaired_dataset,
+)
 from mr2ct.data.prepare import prepare_dataset
 from mr2ct.data.preprocess import PreprocessConfig
 from mr2ct.errors import InputError
@@ -327,3 +334,52 @@ def test_labelled_crops_take_the_same_window_of_image_synthesized_image_and_labe
     assert len(set(offsets)) > 1
     with pytest.raises(ValueError, match="crop_size"):
         labelled_dataset(None, size, 2, shards=[str(tmp_path / "a.tfrecord")], crop_size=40)
+
+
+# --------------------------------------------------------------------------- scale jitter
+
+
+def ellipse(size=64, half_rows=12.0, half_cols=20.0, background=-1.0):
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    inside = (y / half_rows) ** 2 + (x / half_cols) ** 2 <= 1
+    return np.where(inside, 1.0, background).astype(np.float32)[..., None]
+
+
+def extents(image, threshold=0.0):
+    body = np.asarray(image)[..., 0] > threshold
+    rows, cols = np.nonzero(body.any(axis=1))[0], np.nonzero(body.any(axis=0))[0]
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def test_scale_slice_scales_rows_and_columns_about_the_centre_independently():
+    image = ellipse()
+    seen = []
+    for seed in range(12):
+        out = scale_slice(tf.constant(image), 0.2, (seed, 3)).numpy()
+        assert out.shape == image.shape and out.dtype == np.float32
+        assert out[0, 0, 0] == out[-1, -1, 0] == -1.0  # beyond the slice: its edge, the air
+        rows, cols = extents(out)
+        seen.append((rows / 25.0, cols / 41.0))
+        # the body stays centred: its centre of mass within half a pixel of the slice centre
+        mass = np.argwhere(out[..., 0] > 0).mean(axis=0)
+        np.testing.assert_allclose(mass, (31.5, 31.5), atol=0.5)
+    ratios = np.array(seen)
+    assert ratios.min() > 0.8 - 0.05 and ratios.max() < 1.2 + 0.05
+    assert ratios[:, 0].std() > 0.05 and ratios[:, 1].std() > 0.05  # both axes vary...
+    assert abs(np.corrcoef(ratios.T)[0, 1]) < 0.9  # ... each on its own
+    np.testing.assert_array_equal(scale_slice(tf.constant(image), 0.2, (5, 3)), scale_slice(tf.constant(image), 0.2,
+                                                                                             (5, 3)))
+    np.testing.assert_allclose(scale_slice(tf.constant(image), 0.0, (5, 3)), image, atol=1e-6)  # no jitter: as is
+
+
+def test_unpaired_batches_are_scaled_only_when_asked(handmade):
+    plain = batches(unpaired_dataset(handmade, SIZE, 2, shuffle_buffer=8, seed=1, deterministic=True), 3)
+    scaled = batches(unpaired_dataset(handmade, SIZE, 2, shuffle_buffer=8, seed=1, deterministic=True,
+                                      scale_jitter=0.25), 3)
+    for a, b in zip(plain, scaled):
+        for modality in ("mr", "ct"):
+            assert ident_of(a[modality][0]) is not None
+            assert b[modality].shape == a[modality].shape
+            assert all(ident_of(image) is None for image in b[modality])  # resampled, not a stored slice
+    with pytest.raises(ValueError, match="scale_jitter must be in"):
+        unpaired_dataset(handmade, SIZE, 2, scale_jitter=1.5)

@@ -53,8 +53,14 @@ def test_folders_cli_and_files(subject, tmp_path):
     assert rows[0]["me_hu"] == pytest.approx(20, abs=0.5)
     summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())["summary"]
     assert summary["mae_hu"]["mean"] == pytest.approx(20, abs=0.5)
-    for png in ("boxplots.png", "montage.png"):
+    for png in ("boxplots.png", "montage.png", "reformats.png"):
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the shape is kept (+20 HU moves the -500 HU outline only through partial-volume voxels at the skin), and the
+    # slices agree with each other as the truth's
+    assert rows[0]["body_dice"] == pytest.approx(1.0, abs=5e-3)
+    assert rows[0]["extent_ratio_lr"] == pytest.approx(1.0, abs=0.01)
+    assert rows[0]["extent_ratio_ap"] == pytest.approx(1.0, abs=0.01)
+    assert rows[0]["mae_through_plane_hu"] < 5 and rows[0]["mae_in_plane_hu"] < 5
 
 
 def test_errors(subject, tmp_path):
