@@ -59,7 +59,16 @@ def test_predated_settings_name_what_a_run_config_lacks_and_a_whole_missing_sect
     restored = with_legacy_values(old)
     assert restored["model"]["init"] == "glorot_uniform" and restored["prepare"] == {"frame_mr": False}
     assert "prepare" not in old and "init" not in old["model"]  # the input is left as it was
-    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model"}
+    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model", "data"}
+    del old["data"]["scale_jitter"]
+    assert predated_settings(old)["data.scale_jitter"] == 0.0  # runs before it trained on unscaled slices
+
+
+@pytest.mark.parametrize("value", ["-0.1", "0.5", "2"])
+def test_scale_jitter_outside_its_range_is_refused(value):
+    with pytest.raises(ConfigError, match=r"data.scale_jitter must be in \[0, 0.5\)"):
+        preset("tiny").override([f"data.scale_jitter={value}"])
+    assert preset("tiny").override(["data.scale_jitter=0.1"]).data.scale_jitter == 0.1
 
 
 def test_unknown_gc_operator_is_refused():
