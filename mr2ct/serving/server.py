@@ -140,7 +140,7 @@ def run_predict(function, body: dict):
             raise RequestError(HTTPStatus.BAD_REQUEST, f"missing input '{key}'")
         try:
             array = np.asarray(columns[key], dtype=spec.dtype.as_numpy_dtype)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"input '{key}' is not a {spec.dtype.name} tensor: {exc}") from None
         if array.dtype == object or not spec.shape.is_compatible_with(array.shape):
             raise RequestError(
@@ -231,6 +231,8 @@ def make_handler(repository: ModelRepository, max_bytes: int):
                     body = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise RequestError(HTTPStatus.BAD_REQUEST, f"JSON Parse error: {exc}") from None
+                except RecursionError:
+                    raise RequestError(HTTPStatus.BAD_REQUEST, "JSON Parse error: nested too deeply") from None
                 if not isinstance(body, dict):
                     raise RequestError(HTTPStatus.BAD_REQUEST, "request body must be a JSON object")
                 signature = body.get("signature_name") or "serving_default"
@@ -242,6 +244,8 @@ def make_handler(repository: ModelRepository, max_bytes: int):
                 self._send(exc.status, {"error": str(exc)})
             except tf.errors.OpError as exc:
                 self._send(HTTPStatus.BAD_REQUEST, {"error": str(exc).splitlines()[0]})
+            except Exception as exc:  # never close a connection without an answer
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"[:500]})
 
     return Handler
 

@@ -90,6 +90,9 @@ def test_row_and_columnar_formats_agree_with_the_model(served):
         ("/v1/models/other:predict", json.dumps({"inputs": [1.0]}).encode(), 404, "other"),
         ("/v1/models/hips/versions/9:predict", json.dumps({"inputs": [1.0]}).encode(), 404, "9"),
         ("/v2/whatever", b"{}", 404, "Malformed"),
+        # deeper than the JSON parser recurses, and a tensor of 40 dimensions
+        ("/v1/models/hips:predict", b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deeply"),
+        ("/v1/models/hips:predict", b'{"inputs": ' + b"[" * 40 + b"1" + b"]" * 40 + b"}", 400, "has shape [1, 1, 1"),
     ],
 )
 def test_errors_are_json_4xx_and_server_keeps_serving(served, path, body, code, fragment):
