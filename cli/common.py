@@ -1,4 +1,4 @@
-"""Pieces several commands share: the end of a training run, per-volume progress bars."""
+"""Pieces several commands share: the end of a training run, per-volume progress bars, a missing GPU."""
 
 from __future__ import annotations
 
@@ -35,3 +35,19 @@ def volume_progress(quiet: bool):
             return bar.update
 
         yield progress_factory
+
+
+def warn_if_no_gpu(config) -> None:
+    """Say so on stderr when ``config`` asks for ``mirrored`` (GPUs) and TensorFlow sees none.
+
+    TensorFlow's own start-up lines about CUDA are hidden by default (see
+    :mod:`mr2ct_cli.quiet`), so this is how a run that falls back to the CPU
+    tells the user.
+    """
+    if config is None or str(config.runtime.strategy) != "mirrored":
+        return
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        click.echo("warning: --strategy mirrored, but TensorFlow sees no GPU: training runs on the CPU "
+                   "(`mr2ct --verbose ...` shows TensorFlow's CUDA messages)", err=True)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import sys
 
 import click
 
 import mr2ct
 from mr2ct.errors import Mr2ctError
+
+from .quiet import VERBOSE_ENV, quiet_tensorflow
 
 # name -> (module in this package, attribute). Modules are imported only when
 # the command runs, so ``mr2ct --help`` does not pay for importing TensorFlow.
@@ -59,8 +62,13 @@ def friendly_errors(func):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(mr2ct.__version__, prog_name="mr2ct")
-def cli():
+@click.option("--verbose", is_flag=True,
+              help=f"Also show TensorFlow's start-up and C++ log lines (hidden by default; or set {VERBOSE_ENV}=1).")
+def cli(verbose):
     """mr2ct: unpaired MR-to-CT synthesis with CycleGAN and gradient-consistency loss."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # also for the processes a command starts
+    quiet_tensorflow()
 
 
 def main():  # pragma: no cover - console entry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import report_training
+from .common import report_training, warn_if_no_gpu
 from .config_options import config_options, resolve_config
 from .main import friendly_errors
 
@@ -28,5 +28,6 @@ def train(data_dir, run_dir, preset, config_file, overrides, mixed_precision, xl
     from mr2ct.training.trainer import train_cyclegan
 
     config = resolve_config(run_dir, preset, config_file, overrides, mixed_precision, xla, strategy)
+    warn_if_no_gpu(config)
     result = train_cyclegan(data_dir, run_dir, config=config, max_steps=max_steps, progress=not quiet)
     report_training(result, run_dir)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from .common import report_training
+from .common import report_training, warn_if_no_gpu
 from .config_options import config_options, resolve_config
 from .main import friendly_errors
 
@@ -43,6 +43,7 @@ def train_seg(cyclegan_run, data_dir, run_dir, preset, config_file, overrides, m
         return read_cyclegan_run(cyclegan_run).config
 
     config = resolve_config(run_dir, preset, config_file, overrides, mixed_precision, xla, strategy, default)
+    warn_if_no_gpu(config)
     result = train_segmentation(cyclegan_run, data_dir, run_dir, config=config, max_steps=max_steps,
                                 progress=not quiet)
     report_training(result, run_dir)
