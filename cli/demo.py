@@ -15,8 +15,9 @@ from .main import friendly_errors
 def demo(out_dir, quick, seed):
     """Generate phantoms, prepare, train, export, predict and evaluate; then segment through synthesis.
 
-    Without --quick this trains with the cpu preset: about half an hour on
-    two idle CPU cores. Rerunning continues where an interrupted demo stopped.
+    Without --quick this trains with the cpu preset: about 35 to 60 minutes
+    on two CPU cores, depending on the CPU (--quick: a few minutes).
+    Rerunning continues where an interrupted demo stopped.
     """
     from mr2ct.demo import run_demo
 

@@ -11,8 +11,8 @@ Presets (``PRESETS``):
   generator with 9 blocks, 70x70 PatchGAN, batch 1, Adam 2e-4 (beta_1 0.5)
   constant for 1e5 steps then linearly to 0 over 1e5 steps, lambda_cycle 3,
   lambda_gc 0.3.
-* ``cpu``: 160x160 slices, smaller networks, Adam 4e-4 and 3,000 steps, which train on
-  the phantom on two CPU cores in about 30 minutes.
+* ``cpu``: 160x160 slices, smaller networks, Adam 4e-4 and 3,000 steps: the whole
+  ``mr2ct demo`` on the phantom takes about 35 to 60 minutes on two CPU cores.
 * ``tiny``: seconds per run, for the tests.
 """
 
