@@ -1,5 +1,6 @@
-"""The experiment results shipped in docs/ and shown in the README agree with each other."""
+"""The results shipped in docs/ and the numbers quoted in the README and the docs agree with each other."""
 
+import importlib.util
 import json
 import os
 import re
@@ -11,6 +12,19 @@ from mr2ct.evaluation.experiment.report import METRIC_NAMES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs", "experiment_cpu")
+CPU_STUDY_PAGE = os.path.join(ROOT, "docs", "results", "cpu_study.md")
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _linked_images(path):
+    """The files a markdown page shows with ``![...](...)``, as paths from the repository root."""
+    folder = os.path.dirname(path)
+    return [os.path.normpath(os.path.join(folder, image))
+            for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", _read(path))]
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +40,63 @@ def test_shipped_report_is_rendered_from_shipped_results(results):
         assert os.path.getsize(os.path.join(DOCS, results["files"][name])) > 10_000
 
 
-def test_readme_images_exist():
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", f.read())
-    assert images, "the README shows the experiment's figures"
-    for image in images:
-        assert os.path.isfile(os.path.join(ROOT, image)), image
+def _pages():
+    pages = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "CHANGELOG.md")]
+    for folder, _, files in os.walk(os.path.join(ROOT, "docs")):
+        pages += [os.path.join(folder, name) for name in files if name.endswith(".md")]
+    return pages
+
+
+def test_readme_shows_the_demo_montage():
+    assert os.path.join(ROOT, "docs", "demo", "montage.png") in _linked_images(os.path.join(ROOT, "README.md"))
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: os.path.relpath(p, ROOT))
+def test_linked_images_and_files_exist(page):
+    for image in _linked_images(page):
+        assert os.path.isfile(image), image
+    folder = os.path.dirname(page)
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", _read(page)):
+        assert os.path.exists(os.path.normpath(os.path.join(folder, target))), target
+
+
+def _demo_table_script():
+    spec = importlib.util.spec_from_file_location("demo_table", os.path.join(ROOT, "docs", "demo", "table.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_demo_table_quotes_the_shipped_metrics():
+    """The README's demo table is what docs/demo/table.py prints from docs/demo/metrics.csv."""
+    expected = _demo_table_script().table()
+    lines = _read(os.path.join(ROOT, "README.md")).splitlines()
+    start = lines.index(expected[0])
+    assert lines[start:start + len(expected)] == expected
+
+
+def test_demo_table_means_are_the_metrics_means():
+    import csv
+    import statistics
+
+    with open(os.path.join(ROOT, "docs", "demo", "metrics.csv"), encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    table = _demo_table_script().table()
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    means = [c.strip() for c in table[2].strip("|").split("|")]
+    assert means[0] == f"mean of {len(rows)}"
+    for column, label, digits in _demo_table_script().COLUMNS:
+        cell = means[header.index(label)]
+        assert cell == f"{statistics.mean(float(row[column]) for row in rows):.{digits}f}", column
+
+
+def test_no_history_in_the_docs():
+    for page in _pages():
+        if page.endswith("CHANGELOG.md"):
+            continue
+        text = _read(page).lower()
+        for phrase in ("not adopted", "taken out again", "earlier machine"):
+            assert phrase not in text, (page, phrase)
 
 
 @pytest.mark.parametrize("metric, label, digits", [
@@ -46,8 +111,8 @@ def test_readme_images_exist():
     ("dice_femur", "Dice femur", 3),
     ("dice_gluteus_minimus", "Dice gluteus minimus", 3),
 ])
-def test_readme_results_table_matches_results(results, metric, label, digits):
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+def test_cpu_study_results_table_matches_results(results, metric, label, digits):
+    with open(CPU_STUDY_PAGE, encoding="utf-8") as f:
         row = next(line for line in f if line.startswith(f"| {label} |"))
     cells = [c.strip() for c in row.strip().strip("|").split("|")[1:]]
     expected = []
@@ -57,7 +122,7 @@ def test_readme_results_table_matches_results(results, metric, label, digits):
     assert cells == expected
 
 
-# The README's t-test table: a column per comparison of COMPARISONS, in order.
+# The cpu study page's t-test table: a column per comparison of COMPARISONS, in order.
 README_COMPARISONS = ("large vs small, GC", "large vs small, no GC", "GC vs no GC, small", "GC vs no GC, large",
                       "absolute vs signed GC, large")
 
@@ -66,10 +131,9 @@ def _p(value):
     return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
 
 
-def test_readme_t_tests_match_results(results):
+def test_cpu_study_t_tests_match_results(results):
     assert len(README_COMPARISONS) == len(COMPARISONS)
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = _read(CPU_STUDY_PAGE).splitlines()
     header = "| metric | " + " | ".join(README_COMPARISONS) + " |"
     start = lines.index(header)
     rows = {}
