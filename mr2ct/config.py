@@ -338,7 +338,7 @@ PRESETS: dict[str, dict] = {
         "prepare": {"n4_shrink_factor": 2},
         "model": {"generator_filters": 24, "generator_blocks": 6, "discriminator_filters": 24},
         # Twice the paper's rate: at 3,000 steps it raised the demo's SSIM and lowered its bone-edge MAE in all
-        # three runs made (phantom seeds 0, 0 and 1), with MAE and bone Dice equal or better (README ablation).
+        # three runs made (phantom seeds 0, 0 and 1), with MAE and bone Dice equal or better (docs/results/demo.md).
         "train": {
             "learning_rate": 4e-4,
             "constant_steps": 1500,
@@ -354,7 +354,7 @@ PRESETS: dict[str, dict] = {
         # far from trained (cpu experiment: cross-entropy 0.87 after 1,000 steps, 0.06 at 1e-3).
         "segmentation": {"filters": 16, "depth": 3, "steps": 1500, "batch_size": 8, "checkpoint_every": 250,
                          "learning_rate": 1e-3, "crop_size": 96, "ct_dropout": 0.5},
-        # 0.5-0.9 s per step on two CPU cores, depending on the machine (README, Speed). XLA made this
+        # 0.5-0.9 s per step on two CPU cores, depending on the machine (docs/speed.md). XLA made this
         # step slower on CPU (0.87 against 0.72 s in benchmarks/train_step.py --size 160 --filters 24
         # --blocks 6), so it is off here; with ValidConv2D one measurement gave XLA 0.72 against 0.79 s,
         # within the variation of that machine, not enough to change it.
