@@ -22,26 +22,39 @@ from .main import friendly_errors
               help="Output folder; a rerun skips finished volumes.")
 @click.option("--preset", type=click.Choice(["paper", "cpu", "tiny"]), default="paper", show_default=True,
               help="Slice size and preprocessing of this training preset.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML config file (instead of a preset); its data and prepare sections are used.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one setting, e.g. --set prepare.fov_mm=360 or --set prepare.slab_center=body. "
+                   "Repeatable.")
 @click.option("--image-size", type=click.IntRange(min=16), default=None,
-              help="Slice size (overrides the preset).")
+              help="Slice size (overrides the preset; the same as --set data.image_size=N).")
 @click.option("--no-n4", is_flag=True, help="Skip N4 bias-field correction of MR.")
 @click.option("--no-crop", is_flag=True, help="Do not crop CT to an MR-like field of view.")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable or invalid volumes (listed in the manifest).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Volumes preprocessed in parallel (default: CPU cores).")
 @friendly_errors
-def prepare(mr_dir, ct_dir, labels_dir, mr_labels_dir, out_dir, preset, image_size, no_n4, no_crop, skip_bad, workers):
+def prepare(mr_dir, ct_dir, labels_dir, mr_labels_dir, out_dir, preset, config_file, overrides, image_size, no_n4,
+            no_crop, skip_bad, workers):
     """Preprocess MR and CT volumes into training slices.
 
-    MR: N4 bias correction, resampling to SxS slices, percentile scaling.
-    CT: crop to an MR-like field of view, resampling, HU window to [-1, 1].
-    Writes OUT/records/{mr,ct}/*.tfrecord and OUT/manifest.json.
+    MR: N4 bias correction, framing on the body, resampling to SxS slices,
+    percentile scaling. CT: crop to an MR-like field of view and slab,
+    resampling, HU window to [-1, 1]. Every setting is in the config's
+    prepare section (fov_mm, slab_mm, slab_center, n4, n4_shrink_factor,
+    n4_iterations, crop_ct, frame_mr, ct_hu_min, ct_hu_max,
+    mr_lower_percentile, mr_upper_percentile) and data.image_size; the
+    manifest records what was used. Writes OUT/records/{mr,ct}/*.tfrecord and
+    OUT/manifest.json.
     """
+    from mr2ct.config import Config
     from mr2ct.config import preset as load_preset
     from mr2ct.data.prepare import prepare_dataset
     from mr2ct.training.builders import build_preprocess_config
 
-    config = load_preset(preset)
+    config = Config.from_yaml(config_file) if config_file else load_preset(preset)
+    config = config.override(list(overrides))
     if image_size is not None:
         config = config.override([f"data.image_size={image_size}"])
     if no_n4:

@@ -99,10 +99,18 @@ class PrepareConfig:
 
     n4: bool = True
     n4_shrink_factor: int = 4
+    n4_iterations: list[int] = dataclasses.field(default_factory=lambda: [50, 50, 30])  # per level
     crop_ct: bool = True
     frame_mr: bool = True  # MR cropped in plane to fov_mm centred on the body, like the CT
     fov_mm: float = 320.0
     slab_mm: float = 76.0
+    # where the CT slab's centre comes from: "bone" (the slice with the most bone: the hips), "body" (the
+    # middle of the slices holding body) or "image" (the middle slice)
+    slab_center: str = "bone"
+    ct_hu_min: float = -1024.0  # the CT window mapped to [-1, 1]
+    ct_hu_max: float = 2048.0
+    mr_lower_percentile: float = 0.5  # each MR volume's percentiles mapped to -1 and 1
+    mr_upper_percentile: float = 99.5
 
 
 @dataclasses.dataclass
@@ -204,6 +212,20 @@ class Config:
              f"data.image_size must be a multiple of 16, at least 16. Received: {self.data.image_size}"),
             (0.0 <= self.data.scale_jitter < 0.5,
              f"data.scale_jitter must be in [0, 0.5). Received: {self.data.scale_jitter}"),
+            (self.prepare.slab_center in ("bone", "body", "image"),
+             f"prepare.slab_center must be one of ['bone', 'body', 'image']. Received: {self.prepare.slab_center!r}"),
+            (self.prepare.ct_hu_min < self.prepare.ct_hu_max,
+             f"prepare.ct_hu_min must be below prepare.ct_hu_max. Received: {self.prepare.ct_hu_min}, "
+             f"{self.prepare.ct_hu_max}"),
+            (0 <= self.prepare.mr_lower_percentile < self.prepare.mr_upper_percentile <= 100,
+             "prepare.mr_lower_percentile and mr_upper_percentile must satisfy 0 <= lower < upper <= 100. "
+             f"Received: {self.prepare.mr_lower_percentile}, {self.prepare.mr_upper_percentile}"),
+            (self.prepare.fov_mm > 0 and self.prepare.slab_mm > 0,
+             f"prepare.fov_mm and prepare.slab_mm must be positive. Received: {self.prepare.fov_mm}, "
+             f"{self.prepare.slab_mm}"),
+            (len(self.prepare.n4_iterations) >= 1 and all(n >= 1 for n in self.prepare.n4_iterations),
+             f"prepare.n4_iterations must be a non-empty list of positive counts. Received: "
+             f"{self.prepare.n4_iterations}"),
             (self.data.crop_size == 0 or (self.data.crop_size >= 16 and self.data.crop_size % 16 == 0
                                           and self.data.crop_size <= self.data.image_size),
              "data.crop_size must be 0 (whole slices) or a multiple of 16 from 16 to data.image_size. "
@@ -420,6 +442,10 @@ def _coerce(value, hint, key):
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+    elif typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, list):
+            return [_coerce(v, item, key) for v in value]
     elif hint is str:
         if isinstance(value, bool):  # YAML 1.1 reads off/on as booleans
             return "on" if value else "off"

@@ -115,7 +115,31 @@ def _process(job, config_dict):
         record["labels"] = os.fspath(label_path)
     record["subject"] = subject
     record["slices"] = int(slices.shape[0])
+    cut = fov_cut_mm(record)
+    if cut:
+        record["fov_cut_mm"] = cut
     return modality, subject, slices.astype(np.float32), labels, record
+
+
+def fov_cut_mm(record) -> dict[str, float]:
+    """``{"left-right": mm, "front-back": mm}``: how much of the body a volume's in-plane crop cut off.
+
+    From the body's bounding box in the input (``ct_crop`` or ``framing`` of a preprocessing record) against
+    the field of view; only the axes where the body is wider than it by more than a voxel.
+    """
+    box = record.get("ct_crop") or record.get("framing") or {}
+    if "body_bbox_ij" not in box:
+        return {}
+    spacing = record["input_geometry"]["spacing"]
+    direction = np.asarray(record["input_geometry"]["direction"], float)
+    i_is_left_right = abs(direction[0, 0]) >= abs(direction[1, 0])
+    cut = {}
+    for axis, ((lo, hi), step) in enumerate(zip(box["body_bbox_ij"], spacing[:2])):
+        extent = (hi - lo + 1) * step
+        if extent > box["fov_mm"] + step:
+            name = "left-right" if (axis == 0) == i_is_left_right else "front-back"
+            cut[name] = round(float(extent - box["fov_mm"]), 1)
+    return cut
 
 
 def _write_shard(out_dir, modality, subject, slices, labels):
@@ -238,6 +262,10 @@ def prepare_dataset(
                     warnings.warn(f"skipping {error}", stacklevel=2)
                     skipped.append({"modality": job[0], "subject": job[1], "path": os.fspath(job[2]), "error": str(error)})
                     continue
+                for axis, mm in record.get("fov_cut_mm", {}).items():
+                    box = record.get("ct_crop") or record.get("framing")
+                    warnings.warn(f"{job[2]}: the body is {mm:.0f} mm wider {axis} than the {box['fov_mm']:.0f} mm "
+                                  f"field of view; that much is cut off (prepare.fov_mm)", stacklevel=2)
                 record["shard"] = os.path.relpath(_write_shard(out_dir, modality, subject, slices, labels), out_dir)
                 atomic_write_json(_record_path(out_dir, modality, subject), record)
                 done += 1

@@ -52,6 +52,10 @@ OPTIONS = [
     # options, what the manifest's config holds
     (["--image-size", 16], {"image_size": 16}),
     (["--no-crop"], {"crop_ct": False}),
+    (["--set", "prepare.fov_mm=300", "--set", "prepare.slab_mm=40", "--set", "prepare.slab_center=body"],
+     {"fov_mm": 300.0, "slab_mm": 40.0, "slab_center": "body"}),
+    (["--set", "prepare.ct_hu_min=-1000", "--set", "prepare.ct_hu_max=1500", "--set", "data.image_size=48"],
+     {"ct_hu_min": -1000.0, "ct_hu_max": 1500.0, "image_size": 48}),
 ]
 
 
@@ -64,6 +68,38 @@ def test_options_reach_the_preprocessing(inputs, options, expected):
     assert {key: config[key] for key in expected} == expected
     (item, *_) = records.read_slices(out / "records" / "ct" / "subject_000.tfrecord")
     assert item["image"].shape == (config["image_size"],) * 2
+
+
+def test_a_config_file_and_set_reach_every_preprocessing_setting(inputs):
+    from mr2ct.config import preset
+
+    config_file = inputs / "prepare.yaml"
+    preset("tiny").override(["prepare.n4_iterations=[3, 2]", "prepare.mr_upper_percentile=99",
+                             "prepare.frame_mr=false"]).to_yaml(config_file)
+    out = inputs / "out"
+    result = run(["--mr", inputs / "mr", "--out", out, "--config", config_file, "--set", "prepare.n4_shrink_factor=2",
+                  "--workers", 1])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "manifest.json").read_text())["preprocessing"]["config"]
+    assert config["n4_iterations"] == [3, 2] and config["mr_upper_percentile"] == 99.0
+    assert config["frame_mr"] is False and config["n4_shrink_factor"] == 2 and config["image_size"] == 32
+    bad = run(["--mr", inputs / "mr", "--out", inputs / "o2", "--set", "prepare.slab_center=knee"])
+    assert bad.exit_code == 1 and "prepare.slab_center must be one of" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_body_wider_than_the_field_of_view_is_reported(inputs):
+    out = inputs / "out"
+    result = run(["--ct", inputs / "ct", "--out", out, "--preset", "tiny", "--workers", 1,
+                  "--set", "prepare.fov_mm=150"])
+    assert result.exit_code == 0, result.output
+    ct = inputs / "ct" / "subject_000.nii.gz"
+    assert f"warning: {ct}: the body is" in result.output
+    assert "mm wider left-right than the 150 mm field of view; that much is cut off (prepare.fov_mm)" in result.output
+    record = json.loads((out / "volumes" / "ct" / "subject_000.json").read_text())
+    assert record["fov_cut_mm"]["left-right"] > 0
+    # at the default field of view nothing is cut, nothing is said
+    quiet = run(["--ct", inputs / "ct", "--out", inputs / "out2", "--preset", "tiny", "--workers", 1])
+    assert quiet.exit_code == 0 and "field of view" not in quiet.output
 
 
 def spoil(path):
