@@ -18,9 +18,13 @@ from .main import friendly_errors
               help="Output file (.nii.gz, .nrrd, .mha), or a folder when --input is a folder.")
 @click.option("--server", default=None, help="TF Serving REST endpoint, e.g. http://127.0.0.1:8501.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--format", "output_format", type=click.Choice(["auto", "dicom"]), default="auto", show_default=True,
+              help="auto: NIfTI/NRRD/MHA by the output's extension (a folder input gives <subject>.nii.gz); "
+                   "dicom: a CT DICOM series folder per volume (for a DICOM MR, with its patient, study and "
+                   "frame of reference).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def predict(model_path, version, input_path, output_path, server, batch_size, quiet):
+def predict(model_path, version, input_path, output_path, server, batch_size, output_format, quiet):
     """Synthesize CT (HU, int16) on each input MR's own grid."""
     from mr2ct.serving.predict import Synthesizer, predict_paths
 
@@ -29,6 +33,6 @@ def predict(model_path, version, input_path, output_path, server, batch_size, qu
     else:
         synthesizer = Synthesizer.local(model_path, version, batch_size)
     with volume_progress(quiet) as progress_factory:
-        written = predict_paths(synthesizer, input_path, output_path, progress_factory)
+        written = predict_paths(synthesizer, input_path, output_path, progress_factory, output_format)
     for path in written:
         click.echo(f"wrote {path}")

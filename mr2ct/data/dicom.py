@@ -1,7 +1,8 @@
 """DICOM series written from a volume: one file per axial slice, 16-bit with rescale tags, UIDs shared.
 
 Reading a series back is :func:`mr2ct.data.io.read_volume` (a folder, or one of
-its ``.dcm`` files); this module only writes.
+its ``.dcm`` files); :func:`read_identifiers` reads the patient and study
+identifiers of a series, so a derived series (a synthesized CT) can keep them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def write_dicom_series(
     patient_id: str = "ANONYMOUS",
     series_instance_uid: str | None = None,
     study_instance_uid: str | None = None,
+    identifiers: dict[str, str] | None = None,
 ) -> list[str]:
     """Write a volume as a DICOM series, one file per axial slice.
 
@@ -59,6 +61,10 @@ def write_dicom_series(
         patient_id: PatientID and PatientName. Defaults to `"ANONYMOUS"`.
         series_instance_uid: SeriesInstanceUID. Defaults to `None` (a new UID).
         study_instance_uid: StudyInstanceUID. Defaults to `None` (a new UID).
+        identifiers: tags of the series this one derives from
+            (:func:`read_identifiers`: patient, study, frame of reference),
+            which take the place of the defaults above; the series and
+            instance UIDs are always new. Defaults to `None`.
 
     Returns:
         The paths of the slice files, in slice order.
@@ -99,7 +105,7 @@ def write_dicom_series(
     now = datetime.datetime.now()
     study_uid = study_instance_uid or _new_uid()
     series_uid = series_instance_uid or _new_uid()
-    frame_uid = _new_uid()
+    frame_uid = (identifiers or {}).get("0020|0052") or _new_uid()
     shared = {
         "0008|0008": "DERIVED\\SECONDARY\\AXIAL",
         "0008|0016": _SOP_CLASS_UIDS[modality],
@@ -125,6 +131,10 @@ def write_dicom_series(
     }
     if modality == "CT":
         shared["0028|1054"] = "HU"
+    for tag, value in (identifiers or {}).items():
+        if tag not in IDENTIFIER_TAGS:
+            raise ValueError(f"identifiers may hold only the tags {sorted(IDENTIFIER_TAGS)}, received: {tag!r}")
+        shared[tag] = value
 
     origin = np.asarray(volume.origin)
     parent = os.path.dirname(os.path.abspath(folder))
@@ -157,6 +167,49 @@ def write_dicom_series(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [os.path.join(folder, name) for name in names]
+
+
+# Patient, study and frame-of-reference tags a derived series keeps from its source (SimpleITK's "gggg|eeee").
+IDENTIFIER_TAGS = {
+    "0010|0010": "PatientName",
+    "0010|0020": "PatientID",
+    "0010|0030": "PatientBirthDate",
+    "0010|0040": "PatientSex",
+    "0008|0020": "StudyDate",
+    "0008|0030": "StudyTime",
+    "0008|0050": "AccessionNumber",
+    "0008|0090": "ReferringPhysicianName",
+    "0008|1030": "StudyDescription",
+    "0020|000d": "StudyInstanceUID",
+    "0020|0010": "StudyID",
+    "0020|0052": "FrameOfReferenceUID",
+}
+
+
+def read_identifiers(path: str | os.PathLike) -> dict[str, str]:
+    """The :data:`IDENTIFIER_TAGS` present in a DICOM series (a folder, or one of its files): ``{tag: value}``.
+
+    Read from the first file of the series :func:`mr2ct.data.io.read_volume` reads.
+    """
+    import SimpleITK as sitk
+
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        if os.path.isdir(path):
+            series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
+            if not series:
+                raise InputError(path, "holds no DICOM series")
+            files = {uid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid) for uid in series}
+            first = files[max(series, key=lambda u: len(files[u]))][0]
+        else:
+            first = path
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(first)
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(path, f"cannot be read as DICOM: {str(exc).strip().splitlines()[-1]}") from None
+    return {tag: reader.GetMetaData(tag).strip() for tag in IDENTIFIER_TAGS if reader.HasMetaDataKey(tag)}
 
 
 def _new_uid() -> str:

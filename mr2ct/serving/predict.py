@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from mr2ct.data.io import list_volumes, read_volume, subject_id, write_volume
+from mr2ct.data.io import DICOM_EXTENSIONS, list_volumes, read_volume, subject_id, write_volume
 from mr2ct.data.preprocess import PreprocessConfig, preprocess_mr, resample_to_reference, volume_from_geometry
 from mr2ct.data.volume import Volume
 from mr2ct.errors import InputError
@@ -120,19 +120,36 @@ class Synthesizer:
         return resample_to_reference(on_slices, mr, order=1, default_value=AIR_HU)
 
 
-def output_path_for(input_path, output, many: bool) -> str:
-    """Where the synthesized CT of ``input_path`` goes: ``output`` itself, or inside it for a folder."""
+def output_path_for(input_path, output, many: bool, dicom: bool = False) -> str:
+    """Where the result for ``input_path`` goes: ``output`` itself, or inside it for a folder input
+    (``<subject>.nii.gz``, or the series folder ``<subject>`` for DICOM)."""
     if not many:
         return os.fspath(output)
-    return os.path.join(os.fspath(output), f"{subject_id(input_path)}.nii.gz")
+    return os.path.join(os.fspath(output), subject_id(input_path) if dicom else f"{subject_id(input_path)}.nii.gz")
 
 
-def map_volumes(input_path, output, function, progress_factory=None) -> list[str]:
+def write_dicom_ct(sct: Volume, source_path, folder) -> list[str]:
+    """A synthesized CT as a CT DICOM series in HU on its MR's grid.
+
+    When the MR was itself a DICOM series, the new series keeps its patient and study identifiers and frame of
+    reference (so a planning system places it on the MR), with new series and instance UIDs.
+    """
+    from mr2ct.data.dicom import read_identifiers, write_dicom_series
+
+    source = os.fspath(source_path)
+    from_dicom = os.path.isdir(source) or source.lower().endswith(DICOM_EXTENSIONS)
+    return write_dicom_series(sct, folder, modality="CT", series_description="mr2ct synthesized CT",
+                              identifiers=read_identifiers(source) if from_dicom else None)
+
+
+def map_volumes(input_path, output, function, progress_factory=None, writer=None) -> list[str]:
     """Apply ``function(mr, progress) -> Volume`` to a volume or every volume of a folder.
 
     Each result is written to ``output`` (a file, or for a folder input a
     folder of ``<subject>.nii.gz``) with the input's geometry and the
-    result's dtype; returns the written paths.
+    result's dtype; returns the written paths. ``writer(volume, input path,
+    target)``, if given, writes instead (to a series folder ``<subject>`` for
+    a folder input). Defaults to `None` (:func:`write_volume`).
     """
     input_path = os.fspath(input_path)
     if not os.path.exists(input_path):
@@ -143,20 +160,32 @@ def map_volumes(input_path, output, function, progress_factory=None) -> list[str
     for path in inputs:
         mr = read_volume(path)
         progress = progress_factory(subject_id(path), mr.shape[0]) if progress_factory else None
-        target = output_path_for(path, output, many)
-        write_volume(function(mr, progress), target)
+        target = output_path_for(path, output, many, dicom=writer is not None)
+        if writer is None:
+            write_volume(function(mr, progress), target)
+        else:
+            writer(function(mr, progress), path, target)
         written.append(target)
     return written
 
 
-def predict_paths(synthesizer: Synthesizer, input_path, output, progress_factory=None) -> list[str]:
-    """Synthesize CT for a volume or every volume of a folder (int16 HU); returns the written paths."""
+def predict_paths(synthesizer: Synthesizer, input_path, output, progress_factory=None,
+                  output_format="auto") -> list[str]:
+    """Synthesize CT for a volume or every volume of a folder (int16 HU); returns the written paths.
+
+    ``output_format``: ``"auto"`` (NIfTI, NRRD or MetaImage by the output's
+    extension; ``<subject>.nii.gz`` in an output folder) or ``"dicom"`` (a
+    CT DICOM series folder per volume, :func:`write_dicom_ct`). Defaults to `"auto"`.
+    """
+    if output_format not in ("auto", "dicom"):
+        raise ValueError(f"output_format must be 'auto' or 'dicom'. Received: {output_format!r}")
 
     def synthesize(mr, progress):
         sct = synthesizer.volume(mr, progress)
         return sct.with_array(np.clip(np.round(sct.array), -32768, 32767).astype(np.int16))
 
-    return map_volumes(input_path, output, synthesize, progress_factory)
+    writer = (lambda sct, source, target: write_dicom_ct(sct, source, target)) if output_format == "dicom" else None
+    return map_volumes(input_path, output, synthesize, progress_factory, writer=writer)
 
 
 def _is_dicom_folder(path) -> bool:

@@ -1,4 +1,5 @@
 import os
+import re
 
 import numpy as np
 import pytest
@@ -53,6 +54,66 @@ def test_predict_dicom_series_and_folder(exported, tmp_path):
     assert sorted(os.path.basename(p) for p in written) == ["dicom_mr.nii.gz", "second.nii.gz"]
     dicom_in = read_volume(tmp_path / "inputs" / "dicom_mr")
     assert_same_grid(read_volume(tmp_path / "out" / "dicom_mr.nii.gz"), dicom_in)
+
+
+def dicom_tags(folder):
+    """Tags of every file of a DICOM series folder, read with SimpleITK: [{tag: value}]."""
+    import SimpleITK as sitk
+
+    out = []
+    for name in sorted(os.listdir(folder)):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(os.path.join(folder, name))
+        reader.ReadImageInformation()
+        out.append({k: reader.GetMetaData(k).strip() for k in reader.GetMetaDataKeys()})
+    return out
+
+
+UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+
+def test_predict_writes_a_ct_dicom_series_that_keeps_the_mr_series_identifiers(exported, tmp_path):
+    root, _ = exported
+    mr = read_volume(root / "mr.nii.gz")
+    source = {"0010|0010": "DOE^JANE", "0010|0020": "P-0042", "0020|000d": "1.2.826.0.1.3680043.2.1125.42",
+              "0020|0052": "1.2.826.0.1.3680043.2.1125.43", "0008|0020": "20260101", "0008|0050": "ACC7"}
+    write_dicom_series(mr.with_array(np.round(mr.array).astype(np.int16)), tmp_path / "inputs" / "dicom_mr",
+                       modality="MR", identifiers=source)
+    write_volume(mr, tmp_path / "inputs" / "second.nii.gz")
+    synthesizer = Synthesizer.local(root / "saved_models" / "hips")
+    nifti = predict_paths(synthesizer, tmp_path / "inputs", tmp_path / "nifti")
+    written = predict_paths(synthesizer, tmp_path / "inputs", tmp_path / "dicom", output_format="dicom")
+    assert sorted(os.path.basename(p) for p in written) == ["dicom_mr", "second"]
+    mr_tags = dicom_tags(tmp_path / "inputs" / "dicom_mr")
+    for subject in ("dicom_mr", "second"):
+        series = read_volume(tmp_path / "dicom" / subject)
+        assert_same_grid(series, read_volume(tmp_path / "inputs" / ("dicom_mr" if subject == "dicom_mr" else
+                                                                     "second.nii.gz")))
+        # HU equal to the NIfTI output's
+        np.testing.assert_array_equal(series.array, read_volume(tmp_path / "nifti" / f"{subject}.nii.gz").array)
+        tags = dicom_tags(tmp_path / "dicom" / subject)
+        assert len(tags) == series.shape[0]
+        assert {t["0008|0060"] for t in tags} == {"CT"} and {t["0028|1054"] for t in tags} == {"HU"}
+        uids = [t[k] for t in tags for k in ("0008|0018", "0020|000e", "0020|000d", "0020|0052")]
+        assert all(UID.match(u) and len(u) <= 64 for u in uids)
+        assert len({t["0008|0018"] for t in tags}) == len(tags)  # an instance UID per slice
+        assert len({t["0020|000e"] for t in tags}) == 1
+    kept = dicom_tags(tmp_path / "dicom" / "dicom_mr")[0]
+    for tag, value in source.items():  # the MR's patient, study and frame of reference
+        assert kept[tag] == value, tag
+    assert kept["0020|000e"] != mr_tags[0]["0020|000e"]  # a new series
+    assert kept["0008|0018"] not in {t["0008|0018"] for t in mr_tags}
+    other = dicom_tags(tmp_path / "dicom" / "second")[0]  # from NIfTI: nothing to keep, new identifiers
+    assert other["0020|000d"] != source["0020|000d"] and other["0020|0052"] != source["0020|0052"]
+    result = CliRunner().invoke(cli, ["predict", "--model", str(root / "saved_models" / "hips"), "--input",
+                                      str(tmp_path / "inputs" / "dicom_mr"), "--output", str(tmp_path / "cli_series"),
+                                      "--format", "dicom", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert dicom_tags(tmp_path / "cli_series")[0]["0010|0020"] == "P-0042"
+    again = CliRunner().invoke(cli, ["predict", "--model", str(root / "saved_models" / "hips"), "--input",
+                                     str(tmp_path / "inputs" / "dicom_mr"), "--output", str(tmp_path / "cli_series"),
+                                     "--format", "dicom", "--quiet"])
+    assert again.exit_code == 1 and "already exists and is not an empty folder" in again.output
 
 
 def test_server_and_local_give_the_same_volume(exported, tmp_path):
