@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 
 from mr2ct._atomic import atomic_write_json
 from mr2ct.config import Config, preset
@@ -105,11 +106,15 @@ def run_demo(out_dir="demo", quick=False, seed=0, echo=print, sizes: DemoPlan | 
 
     prepared = os.path.join(out, "prepared")
     step(f"2/8 prepare: N4, CT field of view, {p.config.data.image_size}x{p.config.data.image_size} slices -> {prepared}")
-    manifest = prepare_dataset(
-        prepared, mr_dir=os.path.join(split, "train_mr"), ct_dir=os.path.join(split, "train_ct"),
-        labels_dir=os.path.join(split, "train_ct_labels"), config=build_preprocess_config(p.config),
-        progress=lambda done, total, subject: subject and echo(f"  {subject} ({done}/{total} volumes)"),
-    )
+    with warnings.catch_warnings(record=True) as caught:  # e.g. a body wider than the field of view
+        warnings.simplefilter("always")
+        manifest = prepare_dataset(
+            prepared, mr_dir=os.path.join(split, "train_mr"), ct_dir=os.path.join(split, "train_ct"),
+            labels_dir=os.path.join(split, "train_ct_labels"), config=build_preprocess_config(p.config),
+            progress=lambda done, total, subject: subject and echo(f"  {subject} ({done}/{total} volumes)"),
+        )
+    for warning in caught:
+        echo(f"  warning: {warning.message}")
     echo(f"{manifest['counts']['mr']} MR and {manifest['counts']['ct']} CT slices")
 
     run_dir = os.path.join(out, "runs", "gc_cyclegan")

@@ -115,7 +115,11 @@ def augment_slice(image, label=None, seed=(0, 0)):
 
 def scale_slice(image, jitter, seed=(0, 0)):
     """``image`` ``[S, S, C]`` scaled about its centre by independent factors in ``[1 - jitter, 1 + jitter]``
-    along rows and columns (bilinear; beyond the slice, its edge values, i.e. air), same size (stateless)."""
+    along rows and columns (bilinear), same size (stateless).
+
+    Beyond the slice the image is the slice's minimum, air in both domains' prepared slices. Not its edge
+    values: a body that reaches the edge (a CT cut by the field of view) would be smeared outward as stripes.
+    """
     size = tf.cast(tf.shape(image)[0], tf.float32)
     factors = tf.random.stateless_uniform([2], tf.cast(seed, tf.int64), 1.0 - jitter, 1.0 + jitter)
     # output (x, y) samples input (x / fx + cx (1 - 1 / fx), y / fy + ...): columns x, rows y
@@ -123,8 +127,8 @@ def scale_slice(image, jitter, seed=(0, 0)):
     inv_x, inv_y = 1.0 / factors[1], 1.0 / factors[0]
     transform = tf.stack([inv_x, 0.0, centre * (1.0 - inv_x), 0.0, inv_y, centre * (1.0 - inv_y), 0.0, 0.0])
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="NEAREST")
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+        fill_value=tf.cast(tf.reduce_min(image), tf.float32), interpolation="BILINEAR", fill_mode="CONSTANT")
     return tf.ensure_shape(out[0], image.shape)
 
 

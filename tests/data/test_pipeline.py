@@ -357,7 +357,7 @@ def test_scale_slice_scales_rows_and_columns_about_the_centre_independently():
     for seed in range(12):
         out = scale_slice(tf.constant(image), 0.2, (seed, 3)).numpy()
         assert out.shape == image.shape and out.dtype == np.float32
-        assert out[0, 0, 0] == out[-1, -1, 0] == -1.0  # beyond the slice: its edge, the air
+        assert out[0, 0, 0] == out[-1, -1, 0] == -1.0  # beyond the slice: air
         rows, cols = extents(out)
         seen.append((rows / 25.0, cols / 41.0))
         # the body stays centred: its centre of mass within half a pixel of the slice centre
@@ -365,6 +365,14 @@ def test_scale_slice_scales_rows_and_columns_about_the_centre_independently():
         np.testing.assert_allclose(mass, (31.5, 31.5), atol=0.5)
     ratios = np.array(seen)
     assert ratios.min() > 0.8 - 0.05 and ratios.max() < 1.2 + 0.05
+    # a body cut by the slice's edge is not smeared outward when shrunk: beyond it, air
+    cut = np.full((64, 64, 1), -1.0, np.float32)
+    cut[20:44, :, 0] = 0.5  # tissue across the whole width, as a CT cut by the field of view
+    for seed in range(6):
+        out = scale_slice(tf.constant(cut), 0.2, (seed, 9)).numpy()[..., 0]
+        shrunk = out[32] > 0
+        if not shrunk.all():  # columns scaled down: the tissue ends at the edges, blended with air, not copied out
+            assert out[32, 0] < 0.4 and out[32, -1] < 0.4
     assert ratios[:, 0].std() > 0.05 and ratios[:, 1].std() > 0.05  # both axes vary...
     assert abs(np.corrcoef(ratios.T)[0, 1]) < 0.9  # ... each on its own
     np.testing.assert_array_equal(scale_slice(tf.constant(image), 0.2, (5, 3)), scale_slice(tf.constant(image), 0.2,
