@@ -358,7 +358,8 @@ PRESETS: dict[str, dict] = {
         # truth; at 160x160, 0.91 and 148 HU (benchmarks/synthesis_ceiling.py). Batch 1, as in the paper.
         # data.scale_jitter stays off: one run with 0.1 kept the body's width (demo seed 0: left-right extent ratio
         # 1.010 against 1.040 without), a second (the full demo, same settings) widened it more (1.07-1.10),
-        # with tissue smeared to the slice edge (docs/results/demo.md, "Body shape").
+        # with tissue smeared to the slice edge; both filled beyond the slice with edge values, which is now air. Off
+        # until runs with the air fill show the shape kept (docs/results/demo.md, "Body shape and slice agreement").
         "data": {"image_size": 160, "batch_size": 1},
         "prepare": {"n4_shrink_factor": 2},
         "model": {"generator_filters": 24, "generator_blocks": 6, "discriminator_filters": 24},
