@@ -262,8 +262,8 @@ def prepare_dataset(
                     warnings.warn(f"skipping {error}", stacklevel=2)
                     skipped.append({"modality": job[0], "subject": job[1], "path": os.fspath(job[2]), "error": str(error)})
                     continue
+                box = record.get("ct_crop") or record.get("framing")
                 for axis, mm in record.get("fov_cut_mm", {}).items():
-                    box = record.get("ct_crop") or record.get("framing")
                     warnings.warn(f"{job[2]}: the body is {mm:.0f} mm wider {axis} than the {box['fov_mm']:.0f} mm "
                                   f"field of view; that much is cut off (prepare.fov_mm)", stacklevel=2)
                 record["shard"] = os.path.relpath(_write_shard(out_dir, modality, subject, slices, labels), out_dir)

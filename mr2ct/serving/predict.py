@@ -184,7 +184,7 @@ def predict_paths(synthesizer: Synthesizer, input_path, output, progress_factory
         sct = synthesizer.volume(mr, progress)
         return sct.with_array(np.clip(np.round(sct.array), -32768, 32767).astype(np.int16))
 
-    writer = (lambda sct, source, target: write_dicom_ct(sct, source, target)) if output_format == "dicom" else None
+    writer = write_dicom_ct if output_format == "dicom" else None
     return map_volumes(input_path, output, synthesize, progress_factory, writer=writer)
 
 
