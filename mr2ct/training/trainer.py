@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 
@@ -24,7 +23,7 @@ CYCLEGAN_UNUSED_SECTIONS = ("segmentation",)
 # Copy of the prepared data's preprocessing record: export and predict invert it.
 PREPROCESSING_FILE = "preprocessing.json"
 # The gradient form each ValidConv2D shape uses (mr2ct.models.convolution.gradient_choices), written before each
-# checkpoint and at each image summary; a resumed run uses these choices again instead of timing anew.
+# checkpoint; a resumed run uses these choices again instead of timing anew.
 CONV_GRADIENTS_FILE = "conv_gradients.json"
 
 
@@ -158,7 +157,7 @@ def train_cyclegan(
             steps_per_execution=config.train.steps_per_execution,
             jit_compile=config.runtime.xla,
             learning_rate=builders.build_schedule(config),
-            on_summary=functools.partial(_image_summary, model, run_dir),
+            on_summary=lambda step, samples: write_translation_images(model, samples),
             before_save=lambda step: _write_gradient_choices(run_dir),
             image_every=config.train.image_summary_every,
             progress=progress,
@@ -190,12 +189,6 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy, key: s
             f"{key} is the global batch, split over {replicas} replicas, and must be a multiple of {replicas}. "
             f"Received: {batch_size}; use --set {key}={max(replicas, batch_size - batch_size % replicas)}"
         )
-
-
-def _image_summary(model, run_dir, step, samples):
-    """The image summary, and the gradient form each ValidConv2D shape uses so far (``conv_gradients.json``)."""
-    write_translation_images(model, samples)
-    _write_gradient_choices(run_dir)
 
 
 def _write_gradient_choices(run_dir):
