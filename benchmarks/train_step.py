@@ -6,7 +6,9 @@ updated) after warm-up, and the achieved GFLOP/s, for float32 and bfloat16,
 with and without XLA. It names the CPU (vendor, model and the flags that
 decide its speed: avx512f, avx512_bf16, amx_bf16) and, per ``ValidConv2D``
 shape, which gradient forms were used (``--gradient auto``, the default,
-times TensorFlow's and ours at the first step and keeps the faster).
+times TensorFlow's and ours at the first step and keeps the faster), and the
+process's resident memory with the networks built and at its peak after the
+steps (what a replica of that size needs, on CPU).
 
     python benchmarks/train_step.py [--iterations 10] [--size 256] [--filters 64] [--blocks 9]
         [--only fp32|bf16] [--no-xla] [--gradient auto|tensorflow|forward]
@@ -98,6 +100,7 @@ def bench(precision, xla, size, filters, blocks, iterations, warmup, gradient="a
         "mr": tf.constant(rng.uniform(-1, 1, (1, size, size, 1)).astype("float32")),
         "ct": tf.constant(rng.uniform(-1, 1, (1, size, size, 1)).astype("float32")),
     }
+    built = resident_gb()
     for _ in range(warmup):
         logs = step(data)
         float(logs["generator_loss"])
@@ -109,7 +112,22 @@ def bench(precision, xla, size, filters, blocks, iterations, warmup, gradient="a
         times.append(time.perf_counter() - t0)
     keras.mixed_precision.set_global_policy("float32")
     flops, fg, fd = iteration_flops(model.generator_mr_to_ct, model.discriminator_ct, size)
+    print(f"  resident memory: {built:.2f} GB with the networks built, peak {peak_resident_gb():.2f} GB after "
+          f"{warmup + iterations} steps", flush=True)
     return times, flops, fg, fd, model
+
+
+def resident_gb() -> float:
+    """This process's resident memory now, in GB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+
+
+def peak_resident_gb() -> float:
+    """This process's peak resident memory so far, in GB (Linux: ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 def print_gradient_choices(model, precision, xla):

@@ -11,6 +11,10 @@ from .main import friendly_errors
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Training run folder (its latest checkpoint is exported): a CycleGAN run, or a "
                    "segmentation run (its stored generators, plus the segment signature).")
+@click.option("--step", type=click.IntRange(min=1), default=None,
+              help="Export the CycleGAN run's checkpoint at this step instead of the latest.")
+@click.option("--best", is_flag=True,
+              help="Export the CycleGAN run's best checkpoint by its validation signal (trained with --val-mr).")
 @click.option("--segmentation", "segmentation_dir", default=None, type=click.Path(file_okay=False),
               help="Segmentation run folder (`mr2ct train-seg`) to add as the segment signature "
                    "and segmenter.keras; --run is then the CycleGAN run.")
@@ -20,7 +24,7 @@ from .main import friendly_errors
 @click.option("--out", "out_dir", default="saved_models", show_default=True,
               type=click.Path(file_okay=False), help="Folder TF Serving serves.")
 @friendly_errors
-def export(run_dir, segmentation_dir, name, version, out_dir):
+def export(run_dir, step, best, segmentation_dir, name, version, out_dir):
     """Export the generators of a run as saved_models/<name>/<version>/.
 
     The folder holds a SavedModel (signature serving_default: MR slices in,
@@ -34,7 +38,10 @@ def export(run_dir, segmentation_dir, name, version, out_dir):
     """
     from mr2ct.export import export_run
 
-    result = export_run(run_dir, out_dir, name=name, version=version, segmentation=segmentation_dir)
+    if step is not None and best:
+        raise click.UsageError("give --step or --best, not both")
+    result = export_run(run_dir, out_dir, name=name, version=version, segmentation=segmentation_dir, step=step,
+                        best=best)
     click.echo(f"exported step {result.step} of {run_dir} to {result.path}")
     if result.segmentation_step is not None:
         source = segmentation_dir or run_dir

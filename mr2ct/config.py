@@ -78,7 +78,7 @@ class DataConfig:
     # CycleGAN training on random crop_size x crop_size crops of the image_size slices (0: whole
     # slices, the paper); the generators are fully convolutional and translate whole slices.
     crop_size: int = 0
-    batch_size: int = 1  # global batch, split over replicas
+    batch_size: int = 1  # per replica (runtime.batch_per_replica): N replicas take N times this per step
     shuffle_buffer: int = 2048
     augment: bool = False  # resize-and-random-crop and flips (off in the paper)
     # CycleGAN training slices of both domains scaled about their centre by independent random factors in
@@ -155,6 +155,12 @@ class TrainConfig:
     summary_every: int = 100
     image_summary_every: int = 1000
     steps_per_execution: int = 1
+    # With `mr2ct train --val-mr`: the held-out slices validated at every checkpoint, and the signal that picks
+    # the checkpoint kept as best_checkpoint/ ("gc", "mi" or "cycle"; mr2ct.training.validation). The MR cycle
+    # error ranked the checkpoints of every demo run measured as their MAE against the true CT did; GC of MR and
+    # synthesized CT went the other way within a run (benchmarks/validation_signal.py, docs/results/demo.md).
+    validation_slices: int = 32
+    validation_signal: str = "cycle"
 
     @property
     def total_steps(self) -> int:
@@ -191,6 +197,10 @@ class RuntimeConfig:
     mixed_precision: str = "off"
     xla: bool = False
     seed: int = 0
+    # data.batch_size and segmentation.batch_size are each replica's batch: on N replicas (GPUs, or workers) a
+    # step takes N times as many images, at the same learning rate, so a preset starts on any number of devices.
+    # False: they are the global batch, split over the replicas (it must then be a multiple of their number).
+    batch_per_replica: bool = True
 
 
 @dataclasses.dataclass
@@ -238,6 +248,11 @@ class Config:
              "train.constant_steps + train.decay_steps must be positive"),
             (self.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1"),
             (self.train.learning_rate > 0, "train.learning_rate must be positive"),
+            (self.train.validation_slices >= 1,
+             f"train.validation_slices must be >= 1. Received: {self.train.validation_slices}"),
+            (self.train.validation_signal in ("gc", "mi", "cycle"),
+             "train.validation_signal must be one of ['cycle', 'gc', 'mi']. "
+             f"Received: {self.train.validation_signal!r}"),
             (self.segmentation.crop_size == 0 or (self.segmentation.crop_size % 2**self.segmentation.depth == 0
                                                   and 0 < self.segmentation.crop_size <= self.data.image_size),
              "segmentation.crop_size must be 0 (whole slices) or a multiple of 2**segmentation.depth up to "
@@ -322,12 +337,14 @@ class Config:
 # Settings added after run folders were first written, with the value that reproduces what a run
 # written before them was trained with: before loss.gc_absolute existed, the GC loss was signed;
 # before prepare.frame_mr, MR slices kept the scanner's field of view.
-# Before model.init, kernels started Glorot-uniform; before data.scale_jitter, slices were not scaled.
+# Before model.init, kernels started Glorot-uniform; before data.scale_jitter, slices were not scaled;
+# before runtime.batch_per_replica, the batch sizes were global batches.
 RUN_LEGACY_VALUES: dict[str, dict] = {
     "loss": {"gc_absolute": False},
     "prepare": {"frame_mr": False},
     "model": {"init": "glorot_uniform"},
     "data": {"scale_jitter": 0.0},
+    "runtime": {"batch_per_replica": False},
 }
 
 

@@ -59,9 +59,23 @@ def test_predated_settings_name_what_a_run_config_lacks_and_a_whole_missing_sect
     restored = with_legacy_values(old)
     assert restored["model"]["init"] == "glorot_uniform" and restored["prepare"] == {"frame_mr": False}
     assert "prepare" not in old and "init" not in old["model"]  # the input is left as it was
-    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model", "data"}
+    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model", "data", "runtime"}
     del old["data"]["scale_jitter"]
     assert predated_settings(old)["data.scale_jitter"] == 0.0  # runs before it trained on unscaled slices
+    del old["runtime"]["batch_per_replica"]
+    assert predated_settings(old)["runtime.batch_per_replica"] is False  # their batch was the global batch
+
+
+def test_a_run_written_before_batch_per_replica_resumes_with_a_global_batch(tmp_path):
+    import yaml
+
+    old = preset("tiny").to_dict()
+    del old["runtime"]["batch_per_replica"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    assert Config.from_yaml(path, run=True).runtime.batch_per_replica is False
+    assert Config.from_yaml(path).runtime.batch_per_replica is True
+    assert all(preset(name).runtime.batch_per_replica for name in ("paper", "cpu", "tiny"))
 
 
 @pytest.mark.parametrize("value", ["-0.1", "0.5", "2"])

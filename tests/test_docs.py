@@ -67,27 +67,38 @@ def _demo_table_script():
     return module
 
 
-def test_readme_demo_table_quotes_the_shipped_metrics():
-    """The README's demo table is what docs/demo/table.py prints from docs/demo/metrics.csv."""
-    expected = _demo_table_script().table()
+@pytest.mark.parametrize("name", ["table", "segmentation_table"])
+def test_readme_demo_tables_quote_the_shipped_metrics(name):
+    """The README's demo tables are what docs/demo/table.py prints from docs/demo/*.csv."""
+    expected = getattr(_demo_table_script(), name)()
     lines = _read(os.path.join(ROOT, "README.md")).splitlines()
     start = lines.index(expected[0])
     assert lines[start:start + len(expected)] == expected
 
 
-def test_demo_table_means_are_the_metrics_means():
+@pytest.mark.parametrize("name, csv_name, columns", [
+    ("table", "metrics.csv", "COLUMNS"),
+    ("segmentation_table", "segmentation_metrics.csv", "SEGMENTATION_COLUMNS"),
+])
+def test_demo_table_means_are_the_metrics_means(name, csv_name, columns):
     import csv
     import statistics
 
-    with open(os.path.join(ROOT, "docs", "demo", "metrics.csv"), encoding="utf-8", newline="") as f:
+    with open(os.path.join(ROOT, "docs", "demo", csv_name), encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    table = _demo_table_script().table()
+    script = _demo_table_script()
+    table = getattr(script, name)()
     header = [c.strip() for c in table[0].strip("|").split("|")]
     means = [c.strip() for c in table[2].strip("|").split("|")]
     assert means[0] == f"mean of {len(rows)}"
-    for column, label, digits in _demo_table_script().COLUMNS:
+    for column, label, digits in getattr(script, columns):
         cell = means[header.index(label)]
         assert cell == f"{statistics.mean(float(row[column]) for row in rows):.{digits}f}", column
+
+
+def test_readme_shows_the_segmentation_montage():
+    readme = os.path.join(ROOT, "README.md")
+    assert os.path.join(ROOT, "docs", "demo", "segmentation_montage.png") in _linked_images(readme)
 
 
 def test_no_history_in_the_docs():

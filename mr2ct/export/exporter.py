@@ -55,6 +55,7 @@ from mr2ct.config import Config
 from mr2ct.errors import ConfigError, InputError, Mr2ctError
 from mr2ct.models import LabelHead
 from mr2ct.training import builders
+from mr2ct.training.best_checkpoint import find_checkpoint
 from mr2ct.training.segmentation import CYCLEGAN_FILE, load_segmentation_run
 from mr2ct.training.tracking import checkpoint_items
 from mr2ct.training.trainer import PREPROCESSING_FILE, resolve_run_config
@@ -168,13 +169,17 @@ def _label_table(num_classes: int) -> dict:
     return {str(value): name for value, name in sorted(LABELS.items())}
 
 
-def load_run_generators(run_dir):
-    """The two generators of a run, restored from its latest checkpoint, and the step."""
+def load_run_generators(run_dir, step: int | None = None, best: bool = False):
+    """The two generators of a run, restored from a checkpoint, and its step.
+
+    The latest checkpoint, or the one at ``step``, or the kept best one
+    (``best``; :func:`~mr2ct.training.best_checkpoint.find_checkpoint`).
+    """
     run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):
         raise InputError(run_dir, "run folder not found")
     config = resolve_run_config(run_dir, None)
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    latest = find_checkpoint(run_dir, step=step, best=best)
     if latest is None:
         raise InputError(run_dir, "no checkpoint in this run folder (train it first)")
     keras.mixed_precision.set_global_policy("float32")
@@ -195,9 +200,10 @@ def existing_versions(model_dir) -> list[int]:
 
 
 def export_run(
-    run_dir, out_dir="saved_models", name="mr2ct", version: int | None = None, segmentation=None
+    run_dir, out_dir="saved_models", name="mr2ct", version: int | None = None, segmentation=None,
+    step: int | None = None, best: bool = False,
 ) -> ExportResult:
-    """Export the latest checkpoint of ``run_dir`` as ``out_dir/name/version``.
+    """Export a checkpoint of ``run_dir`` (the latest by default) as ``out_dir/name/version``.
 
     Args:
         run_dir: a CycleGAN training run folder, or a segmentation run folder
@@ -211,12 +217,19 @@ def export_run(
             ``segment`` signature and ``segmenter.keras``; it must work on the
             CycleGAN run's slice size and MR preprocessing. Only with a
             CycleGAN ``run_dir``. Defaults to `None` (no segmentation).
+        step: export the CycleGAN run's checkpoint at this step. Defaults to
+            `None` (the latest).
+        best: export the CycleGAN run's best checkpoint by its validation
+            signal (a run trained with ``--val-mr``). Defaults to `False`.
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise Mr2ctError(f"model name must be letters, digits, '_', '-' or '.'. Received: {name!r}")
     if not os.path.isdir(run_dir):
         raise InputError(run_dir, "run folder not found")
     from_segmentation_run = is_segmentation_run(run_dir)
+    if from_segmentation_run and (step is not None or best):
+        raise InputError(run_dir, "is a segmentation run, which exports its latest checkpoint; --step and --best "
+                                  "choose among a CycleGAN run's checkpoints")
     if from_segmentation_run and segmentation is not None:
         raise InputError(
             run_dir, "is a segmentation run; export it alone, or give its CycleGAN run with --segmentation"
@@ -234,7 +247,7 @@ def export_run(
     else:
         if segmentation is not None:
             check_segmentation_fits(segmentation, resolve_run_config(run_dir, None).data.image_size, preprocessing)
-        g_ct, g_mr, config, step = load_run_generators(run_dir)
+        g_ct, g_mr, config, step = load_run_generators(run_dir, step=step, best=best)
         if segmentation is not None:
             seg = load_segmentation_run(segmentation)
 

@@ -83,6 +83,8 @@ class TrainingLoop:
         before_save: callable ``(step)`` called on the chief before each
             checkpoint, for files that must exist whenever a checkpoint does.
             Defaults to `None`.
+        after_save: callable ``(step, checkpoint_path)`` called on the chief
+            after each checkpoint, e.g. to validate it. Defaults to `None`.
         progress: print a progress line (on the chief). Defaults to `True`.
     """
 
@@ -103,6 +105,7 @@ class TrainingLoop:
         on_summary=None,
         image_every=1000,
         before_save=None,
+        after_save=None,
         progress=True,
     ):
         self.model = model
@@ -117,6 +120,7 @@ class TrainingLoop:
         self.on_summary = on_summary
         self.image_every = int(image_every)
         self.before_save = before_save
+        self.after_save = after_save
         self.progress = progress
         self.role = worker_role(strategy)
         self.checkpoint_dir = os.path.join(self.run_dir, "checkpoints")
@@ -167,23 +171,27 @@ class TrainingLoop:
     def _save(self, chief, step):
         if chief and self.before_save is not None:
             self.before_save(step)
-        self.save()
+        path = self.save()
+        if chief and self.after_save is not None:
+            self.after_save(step, path)
 
-    def save(self):
+    def save(self) -> str | None:
         """Save a checkpoint at the current step: into the run folder on the chief, a temporary one elsewhere.
 
         Every worker must call this at the same step: a save is collective.
+        Returns the checkpoint's path on the chief, `None` on the others.
         """
         step = int(self.step.numpy())
         if self.manager is not None:
-            self.manager.save(checkpoint_number=step)
+            path = self.manager.save(checkpoint_number=step)
             self._write_status()
-            return
+            return path
         folder = tempfile.mkdtemp(prefix=f"mr2ct-{self.role.task_type}{self.role.task_id}-checkpoint-")
         try:
             tf.train.CheckpointManager(self.checkpoint, folder, max_to_keep=1).save(checkpoint_number=step)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        return None
 
     def _write_status(self, state="running"):
         if not self.role.is_chief:

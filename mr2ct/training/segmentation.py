@@ -42,7 +42,7 @@ from mr2ct.training.loop import LoopResult, TrainingLoop
 from mr2ct.training.strategy import make_strategy, set_precision
 from mr2ct.training.synthesized_cache import CACHE_DIR, cache_synthesized_mr
 from mr2ct.training.tracking import checkpoint_items, variable_map
-from mr2ct.training.trainer import CONFIG_FILE, PREPROCESSING_FILE, check_global_batch, resolve_run_config
+from mr2ct.training.trainer import CONFIG_FILE, PREPROCESSING_FILE, global_batch, resolve_run_config
 
 # The CycleGAN run a segmentation run was trained behind.
 CYCLEGAN_FILE = "cyclegan.json"
@@ -222,7 +222,8 @@ def train_segmentation(
     shards = labelled_shards(data_dir)
     config = resolve_run_config(run_dir, config, write=False)
     strategy = strategy or make_strategy(config.runtime.strategy)
-    check_global_batch(config.segmentation.batch_size, strategy, "segmentation.batch_size")
+    batch_size = global_batch(config.segmentation.batch_size, strategy, "segmentation.batch_size",
+                              config.runtime.batch_per_replica)
     chief = worker_role(strategy).is_chief  # under several workers only the chief writes
     if chief:
         resolve_run_config(run_dir, config)
@@ -261,7 +262,7 @@ def train_segmentation(
             dataset=lambda start: labelled_dataset(
                 data_dir,
                 image_size=config.data.image_size,
-                batch_size=s.batch_size,
+                batch_size=batch_size,
                 shuffle_buffer=config.data.shuffle_buffer,
                 seed=config.data.seed + start,
                 augment=config.data.augment,

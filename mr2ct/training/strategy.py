@@ -21,8 +21,9 @@ def make_strategy(kind: StrategyKind | str = StrategyKind.AUTO, devices=None) ->
             (all GPUs, or the CPU), or ``"multi_worker"``
             (MultiWorkerMirroredStrategy; the cluster comes from the
             ``TF_CONFIG`` environment variable). Defaults to `"auto"`.
-        devices: device names for ``"mirrored"``, e.g. ``["CPU:0", "CPU:1"]``.
-            Defaults to `None` (all visible GPUs).
+        devices: device names for ``"mirrored"``, e.g. ``["CPU:0", "CPU:1"]``,
+            and the devices ``"auto"`` chooses among (it mirrors over them if
+            there are two or more). Defaults to `None` (all visible GPUs).
 
     A process gets one strategy per kind and device list: strategies made one
     after another (several runs in one process, as ``mr2ct experiment`` does)
@@ -31,7 +32,9 @@ def make_strategy(kind: StrategyKind | str = StrategyKind.AUTO, devices=None) ->
     """
     kind = StrategyKind(kind)
     if kind is StrategyKind.AUTO:
-        kind = StrategyKind.MIRRORED if len(tf.config.list_logical_devices("GPU")) > 1 else StrategyKind.DEFAULT
+        if devices is None:
+            devices = [device.name for device in tf.config.list_logical_devices("GPU")]
+        kind = StrategyKind.MIRRORED if len(devices) > 1 else StrategyKind.DEFAULT
     if kind is StrategyKind.DEFAULT:
         return tf.distribute.get_strategy()
     key = (kind, tuple(devices) if devices else None)

@@ -16,6 +16,7 @@ from mr2ct.training import builders
 from mr2ct.training.cluster import worker_role
 from mr2ct.training.loop import LoopResult, TrainingLoop
 from mr2ct.training.strategy import make_strategy, set_precision
+from mr2ct.training.validation import CheckpointValidation, load_validation_slices, resolve_validation_folder
 
 CONFIG_FILE = "config.yaml"
 # Config sections a CycleGAN run does not read: changing them does not invalidate a run.
@@ -90,6 +91,8 @@ def train_cyclegan(
     max_steps: int | None = None,
     progress: bool = True,
     strategy: tf.distribute.Strategy | None = None,
+    val_mr=None,
+    echo=None,
 ) -> LoopResult:
     """Train (or resume) the GC-CycleGAN on a prepared folder.
 
@@ -105,6 +108,14 @@ def train_cyclegan(
             config's ``runtime.strategy`` names. Under several workers
             (``multi_worker``) only the chief writes into ``run_dir``; every
             worker resumes from the chief's latest checkpoint.
+        val_mr: a folder of held-out MR volumes (no CT needed): at every
+            checkpoint the chief computes the validation signal on
+            ``train.validation_slices`` of their slices
+            (:mod:`mr2ct.training.validation`), writes ``validation.csv`` and
+            TensorBoard scalars, and keeps the best checkpoint in
+            ``best_checkpoint/``. A resumed run reuses the folder it recorded.
+            Defaults to `None` (no validation).
+        echo: callable printing a line per validation. Defaults to `None`.
 
     Returns:
         A :class:`LoopResult`.
@@ -114,9 +125,16 @@ def train_cyclegan(
     # Check everything before waiting for a cluster; under several workers only the chief writes.
     config = resolve_run_config(run_dir, config, unused_sections=CYCLEGAN_UNUSED_SECTIONS, write=False)
     preprocessing = check_prepared_data(data_dir, config.data.image_size)
+    val_mr = resolve_validation_folder(run_dir, val_mr)
+    validation_slices = None
     strategy = strategy or make_strategy(config.runtime.strategy)
-    check_global_batch(config.data.batch_size, strategy, "data.batch_size")
+    batch_size = global_batch(config.data.batch_size, strategy, "data.batch_size", config.runtime.batch_per_replica)
     if worker_role(strategy).is_chief:
+        if val_mr is not None:  # before anything is written: a bad folder leaves no run behind
+            from mr2ct.data.preprocess import PreprocessConfig
+
+            validation_slices = load_validation_slices(
+                val_mr, PreprocessConfig.from_dict(preprocessing["config"]), config.train.validation_slices)
         resolve_run_config(run_dir, config, unused_sections=CYCLEGAN_UNUSED_SECTIONS)
         atomic_write_json(os.path.join(os.fspath(run_dir), PREPROCESSING_FILE), preprocessing)
     reuse_gradient_choices(run_dir)  # a resumed run computes its gradients as before
@@ -135,7 +153,7 @@ def train_cyclegan(
             dataset=lambda start: unpaired_dataset(
                 data_dir,
                 image_size=config.data.image_size,
-                batch_size=config.data.batch_size,
+                batch_size=batch_size,
                 shuffle_buffer=config.data.shuffle_buffer,
                 seed=config.data.seed + start,
                 augment=config.data.augment,
@@ -159,6 +177,8 @@ def train_cyclegan(
             learning_rate=builders.build_schedule(config),
             on_summary=lambda step, samples: write_translation_images(model, samples),
             before_save=lambda step: _write_gradient_choices(run_dir),
+            after_save=None if validation_slices is None else CheckpointValidation(
+                run_dir, model, validation_slices, config.train.validation_signal, echo=echo).after_save,
             image_every=config.train.image_summary_every,
             progress=progress,
         )
@@ -181,14 +201,25 @@ def check_prepared_data(data_dir, image_size: int) -> dict:
     return manifest["preprocessing"]
 
 
-def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy, key: str) -> None:
-    """Refuse a global batch that cannot be split evenly over the strategy's replicas."""
+def global_batch(batch_size: int, strategy: tf.distribute.Strategy, key: str, per_replica: bool = True) -> int:
+    """The global batch a step of ``strategy`` takes for the batch setting ``key``.
+
+    With ``per_replica`` (``runtime.batch_per_replica``, every preset) the
+    setting is each replica's batch and the global batch is that times the
+    number of replicas in sync (GPUs of all workers). Otherwise the setting
+    is the global batch itself, and one that cannot be split evenly over the
+    replicas is refused.
+    """
     replicas = strategy.num_replicas_in_sync
+    if per_replica:
+        return batch_size * replicas
     if batch_size % replicas:
         raise ConfigError(
-            f"{key} is the global batch, split over {replicas} replicas, and must be a multiple of {replicas}. "
-            f"Received: {batch_size}; use --set {key}={max(replicas, batch_size - batch_size % replicas)}"
+            f"{key} is the global batch (runtime.batch_per_replica is false), split over {replicas} replicas, "
+            f"and must be a multiple of {replicas}. Received: {batch_size}; use --set "
+            f"{key}={max(replicas, batch_size - batch_size % replicas)} or --set runtime.batch_per_replica=true"
         )
+    return batch_size
 
 
 def _write_gradient_choices(run_dir):

@@ -1,11 +1,11 @@
-"""Who is the chief, what a lost worker's error says, and a global batch that must split over replicas."""
+"""Who is the chief, what a lost worker's error says, and what the batch means on several replicas."""
 
 import pytest
 import tensorflow as tf
 
 from mr2ct.errors import ClusterError, ConfigError
 from mr2ct.training.cluster import WorkerRole, lost_worker_error, worker_role
-from mr2ct.training.trainer import check_global_batch
+from mr2ct.training.trainer import global_batch
 
 WORKERS = {"worker": ["127.0.0.1:1111", "127.0.0.1:2222"]}
 
@@ -61,9 +61,14 @@ def test_a_lost_worker_is_named_with_how_to_resume(me, message, lost):
     assert str(no_checkpoint).endswith("resume from the start (no checkpoint yet).")
 
 
-def test_a_global_batch_must_split_evenly_over_the_replicas(two_cpu_strategy):
-    check_global_batch(4, two_cpu_strategy, "data.batch_size")
-    check_global_batch(1, tf.distribute.get_strategy(), "data.batch_size")
+def test_the_batch_is_per_replica_unless_the_config_says_global(two_cpu_strategy):
+    # per replica (every preset): any batch on any number of replicas, N replicas take N times it
+    assert global_batch(1, two_cpu_strategy, "data.batch_size") == 2
+    assert global_batch(3, two_cpu_strategy, "data.batch_size") == 6
+    assert global_batch(1, tf.distribute.get_strategy(), "data.batch_size") == 1
+    # global (runtime.batch_per_replica false, and runs written before the setting): split evenly or refused
+    assert global_batch(4, two_cpu_strategy, "data.batch_size", per_replica=False) == 4
+    assert global_batch(1, tf.distribute.get_strategy(), "data.batch_size", per_replica=False) == 1
     for batch, suggested in ((1, 2), (3, 2)):
         with pytest.raises(ConfigError, match=rf"split over 2 replicas.*Received: {batch}.*batch_size={suggested}"):
-            check_global_batch(batch, two_cpu_strategy, "data.batch_size")
+            global_batch(batch, two_cpu_strategy, "data.batch_size", per_replica=False)

@@ -80,3 +80,32 @@ def test_precision_resolution_on_cpu():
     assert resolve_precision("float16") == "mixed_float16"
     with pytest.raises(ValueError):
         resolve_precision("int8")
+
+
+def test_auto_mirrors_over_two_devices_and_the_paper_batch_of_one_starts_on_them(tmp_path):
+    """``--preset paper`` on two devices: auto picks MirroredStrategy and batch 1 per replica trains, 2 a step.
+
+    Two logical CPUs stand in for two GPUs: ``make_strategy("auto", devices)`` chooses over them as it
+    chooses over the visible GPUs. The networks are shrunk (never train a paper-size network in a test);
+    the batch settings are the paper preset's.
+    """
+    from mr2ct.config import preset
+    from mr2ct.training.trainer import global_batch, train_cyclegan
+    from run_fixtures import prepare_phantoms
+
+    strategy = make_strategy("auto", devices=["CPU:0", "CPU:1"])
+    assert isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync == 2
+    assert isinstance(make_strategy("auto", devices=["CPU:0"]), type(tf.distribute.get_strategy()))
+    paper = preset("paper")
+    assert (paper.data.batch_size, paper.runtime.batch_per_replica) == (1, True)
+    assert global_batch(paper.data.batch_size, strategy, "data.batch_size") == 2
+
+    prepared = prepare_phantoms(tmp_path)
+    config = paper.override([
+        "data.image_size=32", "model.generator_filters=4", "model.generator_blocks=1",
+        "model.discriminator_filters=4", "loss.pool_size=4", "train.constant_steps=1", "train.decay_steps=1",
+        "train.checkpoint_every=2",
+    ])
+    result = train_cyclegan(prepared, tmp_path / "run", config=config, progress=False, strategy=strategy)
+    assert result.finished and result.step == 2
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-2")

@@ -119,8 +119,9 @@ def assert_chief_files_only(run_dir, chief_pid, checkpoints, *files):
 def test_two_workers_train_as_one_process_does_and_resume(prepared, tmp_path):
     run_dir = tmp_path / "run"
     with workers(train_args(prepared, run_dir, "--max-steps", 4), tmp_path) as (started, _):
-        # The same global batches in one process, meanwhile (DATA sharding splits every global batch).
-        config = preset("tiny").override(["loss.pool_size=50", "train.checkpoint_every=2"])
+        # The same global batches in one process, meanwhile (DATA sharding splits every global batch): the
+        # tiny preset's batch of 2 is per replica, so two workers take 4 images a step.
+        config = preset("tiny").override(["loss.pool_size=50", "train.checkpoint_every=2", "data.batch_size=4"])
         train_cyclegan(prepared, tmp_path / "single", config=config, max_steps=4, progress=False)
         (chief_rc, chief_out, chief_err), (rc, out, err) = [w.wait() for w in started]
         chief_pid = started[0].proc.pid
