@@ -197,3 +197,17 @@ def test_better_is_higher_for_mi_and_gc_and_lower_for_the_cycle_error():
     assert [signal_column(n) for n in ("gc", "mi", "cycle")] == ["gc_abs_mr_sct", "mi_mr_sct", "cycle_l1_mr"]
     with pytest.raises(ConfigError, match="train.validation_signal must be one of"):
         preset("tiny").override(["train.validation_signal=mae"])
+
+
+def test_the_command_line_names_a_bad_validation_folder_and_a_missing_step(validated_run, tmp_path):
+    prepared, _, run, _ = validated_run
+    missing = tmp_path / "missing"
+    result = CliRunner().invoke(cli, ["train", "--data", str(prepared), "--out", str(tmp_path / "run"), "--preset",
+                                      "tiny", "--val-mr", str(missing), "--quiet"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"{missing}: validation MR folder not found" in result.output
+    assert not (tmp_path / "run" / "config.yaml").exists()
+    result = CliRunner().invoke(cli, ["export", "--run", str(run), "--step", "5", "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "no checkpoint at step 5; this run holds steps [" in result.output
+    assert not (tmp_path / "out").exists()
