@@ -9,7 +9,7 @@ from .main import friendly_errors
 
 @click.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
-              help="Training run folder (its latest checkpoint is exported): a CycleGAN run, or a "
+              help="Training run folder (its latest checkpoint, unless --step or --best): a CycleGAN run, or a "
                    "segmentation run (its stored generators, plus the segment signature).")
 @click.option("--step", type=click.IntRange(min=1), default=None,
               help="Export the CycleGAN run's checkpoint at this step instead of the latest.")
