@@ -92,18 +92,13 @@ def load_validation_slices(mr_dir, preprocess_config, count: int = 32) -> Valida
     return ValidationSlices(slices[chosen].astype(np.float32), bodies[chosen], [sources[i] for i in chosen], mr_dir)
 
 
-def _translate(generator, images: np.ndarray, batch: int = 8) -> np.ndarray:
-    out = [np.asarray(generator(images[i:i + batch, ..., None], training=False), np.float32)[..., 0]
-           for i in range(0, len(images), batch)]
-    return np.concatenate(out)
-
-
 def validation_signal(generator_mr_to_ct, generator_ct_to_mr, data: ValidationSlices) -> dict[str, float]:
     """The three signals (:data:`SIGNALS`) of a pair of generators on ``data``."""
     from mr2ct.metrics import gradient_correlation_2d, mutual_information
+    from mr2ct.serving.predict import run_in_batches  # here: mr2ct.serving imports the training package
 
-    sct = _translate(generator_mr_to_ct, data.slices)
-    reconstructed = _translate(generator_ct_to_mr, sct)
+    sct = run_in_batches(lambda batch: generator_mr_to_ct(batch, training=False), data.slices, 8)
+    reconstructed = run_in_batches(lambda batch: generator_ct_to_mr(batch, training=False), sct, 8)
     mr = data.slices
     return {
         "mi_mr_sct": float(np.mean([mutual_information(m, s, mask=b) for m, s, b in zip(mr, sct, data.body)])),
