@@ -13,13 +13,16 @@ the 22 structures, means over the subjects):
   tested on MR alone: the paper's comparison (its 5-fold MR U-Net);
 * with ``--cross-entropy-alone``: a second segmentation run behind the same
   CycleGAN with ``segmentation.dice_weight=0`` (the same data, steps and
-  seed): the loss comparison.
+  seed): the loss comparison;
+* with ``--dice-over-all``: one with ``segmentation.dice_classes=all`` (the
+  soft Dice over all 22 structures, absent ones too; the form before
+  ``dice_classes``).
 
 Everything it trains or writes goes to ``<demo>/references/``; it reuses
 what is there. Run after ``mr2ct demo`` (or ``mr2ct demo --seed 1 --out
 demo_seed1``):
 
-    python benchmarks/segmentation_references.py --demo demo [--cross-entropy-alone]
+    python benchmarks/segmentation_references.py --demo demo [--cross-entropy-alone] [--dice-over-all]
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def train_mr_supervised(demo, seg_config, preprocess_config, out, echo=print):
             logits = unet(batch["image"], training=True)
             per_image = cross_entropy_per_image(batch["label"], logits)
             if s.dice_weight > 0:
-                per_image += s.dice_weight * soft_dice_loss_per_image(batch["label"], logits)
+                per_image += s.dice_weight * soft_dice_loss_per_image(batch["label"], logits, classes=s.dice_classes)
             loss = tf.reduce_mean(per_image)
         optimizer.apply(tape.gradient(loss, unet.trainable_variables), unet.trainable_variables)
         return loss
@@ -115,6 +118,8 @@ def main():
     parser.add_argument("--skip-mr-supervised", action="store_true", help="leave out the MR-supervised U-Net")
     parser.add_argument("--cross-entropy-alone", action="store_true",
                         help="also train and score a segmentation run with dice_weight=0")
+    parser.add_argument("--dice-over-all", action="store_true",
+                        help="also train and score a segmentation run with dice_classes=all")
     args = parser.parse_args()
 
     from _paired import true_ct_slices
@@ -154,19 +159,24 @@ def main():
             return argmax_in_batches(mr_unet, slices[..., None])
 
         rows["MR-supervised (MR alone)"] = slices_segmenter(preprocess_config, mr_supervised)
-    if args.cross_entropy_alone:
-        ce_dir = os.path.join(out, "segmentation_cross_entropy")
-        config = run.config.override(["segmentation.dice_weight=0.0"])
-        train_segmentation(os.path.join(demo, "runs", "gc_cyclegan"), os.path.join(demo, "prepared"), ce_dir,
-                           config=config)
-        rows["cross-entropy alone"] = VolumeSegmenter.from_run(ce_dir)
+    variants = [("cross-entropy alone", args.cross_entropy_alone, "segmentation_cross_entropy",
+                 "segmentation.dice_weight=0.0"),
+                ("soft Dice over all 22 structures", args.dice_over_all, "segmentation_dice_all",
+                 "segmentation.dice_classes=all")]
+    for name, wanted, folder, setting in variants:
+        if wanted:
+            variant_dir = os.path.join(out, folder)
+            train_segmentation(os.path.join(demo, "runs", "gc_cyclegan"), os.path.join(demo, "prepared"),
+                               variant_dir, config=run.config.override([setting]))
+            rows[name] = VolumeSegmenter.from_run(variant_dir)
 
     results = {}
     for i, (name, segment) in enumerate(rows.items()):
         results[name] = evaluate_segmentation(os.path.join(split, "test_mr"), os.path.join(split, "test_labels_mr"),
                                               segment, out, name=f"{tag}_{i}")
     print(f"\nDice on {demo}'s held-out subjects (means over {len(next(iter(results.values())))} subjects; "
-          f"U-Net {run.config.segmentation.steps} steps, dice_weight {run.config.segmentation.dice_weight})")
+          f"U-Net {run.config.segmentation.steps} steps, dice_weight {run.config.segmentation.dice_weight}, "
+          f"dice_classes {run.config.segmentation.dice_classes})")
     names = [k.removeprefix("dice_").replace("_", " ") for k in STRUCTURE_KEYS[:-1]] + ["mean of 22"]
     print(f"{'':<30}" + "".join(f"{n:>16}" for n in names))
     for name, subject_rows in results.items():

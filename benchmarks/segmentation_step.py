@@ -57,7 +57,8 @@ def main():
     keras.utils.set_random_seed(0)
     generator = builders.build_generator(config, "generator_ct_to_mr")
     model = SynthesisSegmenter(builders.build_unet(config, NUM_CLASSES), generator,
-                               dice_weight=config.segmentation.dice_weight)
+                               dice_weight=config.segmentation.dice_weight,
+                               dice_classes=config.segmentation.dice_classes)
     model.compile(optimizer=keras.optimizers.Adam(config.segmentation.learning_rate))
     ct = tf.random.uniform((batch, size, size, 1), -1.0, 1.0, seed=1)
     labels = tf.random.uniform((batch, size, size), 0, NUM_CLASSES, tf.int32, seed=2)

@@ -59,11 +59,27 @@ def test_predated_settings_name_what_a_run_config_lacks_and_a_whole_missing_sect
     restored = with_legacy_values(old)
     assert restored["model"]["init"] == "glorot_uniform" and restored["prepare"] == {"frame_mr": False}
     assert "prepare" not in old and "init" not in old["model"]  # the input is left as it was
-    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model", "data", "runtime"}
+    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model", "data", "runtime", "segmentation"}
     del old["data"]["scale_jitter"]
     assert predated_settings(old)["data.scale_jitter"] == 0.0  # runs before it trained on unscaled slices
     del old["runtime"]["batch_per_replica"]
     assert predated_settings(old)["runtime.batch_per_replica"] is False  # their batch was the global batch
+    del old["segmentation"]["dice_classes"]
+    assert predated_settings(old)["segmentation.dice_classes"] == "all"  # their soft Dice took every structure
+
+
+def test_dice_classes_is_checked_and_a_run_before_it_resumes_with_the_soft_dice_it_had(tmp_path):
+    import yaml
+
+    assert all(preset(name).segmentation.dice_classes == "present" for name in ("paper", "cpu", "tiny"))
+    with pytest.raises(ConfigError, match="dice_classes must be 'present' or 'all'"):
+        preset("tiny").override(["segmentation.dice_classes=absent"])
+    old = preset("tiny").to_dict()
+    del old["segmentation"]["dice_classes"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    assert Config.from_yaml(path, run=True).segmentation.dice_classes == "all"
+    assert Config.from_yaml(path).segmentation.dice_classes == "present"
 
 
 def test_a_run_written_before_batch_per_replica_resumes_with_a_global_batch(tmp_path):
@@ -138,3 +154,15 @@ def test_bad_files(tmp_path):
         Config.from_yaml(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
+
+
+def test_sections_a_run_never_used_take_todays_defaults(tmp_path):
+    import yaml
+
+    old = preset("tiny").to_dict()
+    del old["segmentation"]["dice_classes"]
+    del old["model"]["init"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    config = Config.from_yaml(path, run=True, unused_sections=("segmentation",))
+    assert config.segmentation.dice_classes == "present" and config.model.init == "glorot_uniform"

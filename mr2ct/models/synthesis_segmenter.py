@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from mr2ct.losses.segmentation import cross_entropy_per_image, soft_dice_loss_per_image
+from mr2ct.losses.segmentation import DICE_CLASSES, cross_entropy_per_image, soft_dice_loss_per_image
 
 
 class SynthesisSegmenter(keras.Model):
@@ -28,7 +28,8 @@ class SynthesisSegmenter(keras.Model):
 
     Loss per image, with ``ce`` the softmax cross-entropy averaged over the
     image's pixels and ``soft_dice`` one minus the mean soft Dice of the
-    foreground classes (:func:`~mr2ct.losses.soft_dice_loss_per_image`):
+    foreground classes present in the image's labels, or of all of them
+    (``dice_classes``; :func:`~mr2ct.losses.soft_dice_loss_per_image`):
     ``loss = ce + dice_weight * soft_dice``. The paper names no loss; the
     presets use ``dice_weight=1`` (see ``SegmentationConfig``). The per-image losses are summed
     over the replica's examples and divided by the global batch size, so a
@@ -51,6 +52,8 @@ class SynthesisSegmenter(keras.Model):
         generator_mr_to_ct: MR -> CT generator (G_CT), used when calling the
             model on MR. Defaults to `None` (training only).
         dice_weight: weight of the soft Dice loss. Defaults to `0.0`.
+        dice_classes: the classes the soft Dice averages over, ``"present"``
+            (in the image's labels) or ``"all"``. Defaults to `"present"`.
         ct_dropout: probability with which a training image's CT channel is
             blanked (set to 0), so the U-Net also learns to segment from the
             MR-like channel alone: at test time the CT channel is synthesized
@@ -64,7 +67,7 @@ class SynthesisSegmenter(keras.Model):
     """
 
     def __init__(self, unet, generator_ct_to_mr, generator_mr_to_ct=None, dice_weight=0.0, ct_dropout=0.0,
-                 seed=None, **kwargs):
+                 seed=None, dice_classes="present", **kwargs):
         super().__init__(**kwargs)
         channels = getattr(unet, "input_channels", None)
         if channels != 2:
@@ -80,6 +83,9 @@ class SynthesisSegmenter(keras.Model):
             if generator is not None:
                 generator.trainable = False
         self.dice_weight = float(dice_weight)
+        if dice_classes not in DICE_CLASSES:
+            raise ValueError(f"dice_classes must be one of {list(DICE_CLASSES)}. Received: dice_classes={dice_classes!r}")
+        self.dice_classes = dice_classes
         if not 0.0 <= ct_dropout < 1.0:
             raise ValueError(f"ct_dropout must be in [0, 1). Received: ct_dropout={ct_dropout}")
         self.ct_dropout = float(ct_dropout)
@@ -142,7 +148,7 @@ class SynthesisSegmenter(keras.Model):
             terms["cross_entropy"] = cross_entropy_per_image(labels, logits)
             per_example = terms["cross_entropy"]
             if self.dice_weight > 0:
-                terms["soft_dice"] = soft_dice_loss_per_image(labels, logits)
+                terms["soft_dice"] = soft_dice_loss_per_image(labels, logits, classes=self.dice_classes)
                 per_example = per_example + self.dice_weight * terms["soft_dice"]
             scaled = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
         variables = self.unet.trainable_variables

@@ -252,9 +252,15 @@ class TrainingLoop:
                   else tf.summary.create_noop_writer())
         progress = Progress(end, start=start, enabled=self.progress and chief)
         dataset = self.dataset(start) if callable(self.dataset) else self.dataset
-        # Every worker takes the samples: a first iteration of the dataset moves its shuffle seeds on, so
-        # skipping it on some workers would give them other batches than the chief.
-        samples = next(iter(dataset.take(1))) if self.on_summary is not None else None
+        samples = None
+        if self.on_summary is not None:
+            # From a dataset of its own where there is a factory: every iterator of one dataset draws its
+            # shuffle seeds from the same generators, and the read-ahead of a dropped iterator can go on
+            # drawing them, so sampling the training dataset made its batches depend on timing (two-worker
+            # runs then matched one process in some runs and not in others). Every worker takes the
+            # samples, so that a dataset given as an object is iterated alike on all of them.
+            source = self.dataset(start) if callable(self.dataset) else dataset
+            samples = next(iter(source.take(1)))
         on_summary = self.on_summary if chief else None
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         handlers = self._install_signal_handlers()

@@ -69,7 +69,9 @@ def read_cyclegan_run(run_dir) -> CycleGANSource:
         raise InputError(run_dir, f"not a CycleGAN run folder (no {CONFIG_FILE})")
     if os.path.exists(os.path.join(run_dir, CYCLEGAN_FILE)):
         raise InputError(run_dir, "this is a segmentation run; give the CycleGAN run it was trained behind")
-    config = Config.from_yaml(os.path.join(run_dir, CONFIG_FILE), run=True)
+    # The CycleGAN never used its segmentation section: a new segmentation run that takes this config gets
+    # today's segmentation defaults for the keys it predates, not those of old segmentation runs.
+    config = Config.from_yaml(os.path.join(run_dir, CONFIG_FILE), run=True, unused_sections=("segmentation",))
     preprocessing = read_json(os.path.join(run_dir, PREPROCESSING_FILE),
                               "missing: the CycleGAN run has no preprocessing record", "corrupt preprocessing record")
     checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
@@ -248,6 +250,7 @@ def train_segmentation(
                 generator_ct_to_mr=generator_ct_to_mr,
                 generator_mr_to_ct=generator_mr_to_ct,
                 dice_weight=config.segmentation.dice_weight,
+                dice_classes=config.segmentation.dice_classes,
                 ct_dropout=config.segmentation.ct_dropout,
                 seed=config.runtime.seed,
                 name="synthesis_segmenter",

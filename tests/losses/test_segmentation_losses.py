@@ -53,8 +53,9 @@ def test_losses_reject_wrong_ranks():
         soft_dice_loss_per_image(labels, logits[0])
 
 
-def numpy_ce_plus_dice(labels, logits, dice_weight=1.0, smooth=1.0):
-    """Per-image cross-entropy + dice_weight * (1 - mean soft Dice over the foreground classes), in NumPy."""
+def numpy_ce_plus_dice(labels, logits, dice_weight=1.0, smooth=1.0, classes="present"):
+    """Per-image cross-entropy + dice_weight * (1 - mean soft Dice over the foreground classes present in the
+    image's labels, or over all of them), in NumPy."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
     out = []
@@ -63,18 +64,45 @@ def numpy_ce_plus_dice(labels, logits, dice_weight=1.0, smooth=1.0):
         dices = []
         for c in range(1, p.shape[-1]):
             truth = (y == c).astype(np.float64)
+            if classes == "present" and not truth.any():
+                continue
             dices.append((2 * (p[..., c] * truth).sum() + smooth) / (p[..., c].sum() + truth.sum() + smooth))
-        out.append(ce + dice_weight * (1 - np.mean(dices)))
+        out.append(ce + dice_weight * ((1 - np.mean(dices)) if dices else 0.0))
     return np.array(out)
 
 
-def test_cross_entropy_plus_soft_dice_equals_a_numpy_reference_with_an_absent_class():
+@pytest.mark.parametrize("classes", ["present", "all"])
+def test_cross_entropy_plus_soft_dice_equals_a_numpy_reference_with_an_absent_class(classes):
     labels, logits = labels_and_logits(seed=2)
     labels[0][labels[0] == 2] = 0  # class 2 is absent from the first image
     assert 2 not in labels[0] and 2 in labels[1]
-    got = np.asarray(cross_entropy_per_image(labels, logits)) + np.asarray(soft_dice_loss_per_image(labels, logits))
-    np.testing.assert_allclose(got, numpy_ce_plus_dice(labels, logits.astype(np.float64)), rtol=1e-5)
-    # the absent class, predicted nowhere, scores a soft Dice near 1 and so adds almost nothing to the loss
-    absent = confident(labels)
-    loss = np.asarray(soft_dice_loss_per_image(labels, absent))
+    got = np.asarray(cross_entropy_per_image(labels, logits)) + np.asarray(
+        soft_dice_loss_per_image(labels, logits, classes=classes))
+    np.testing.assert_allclose(got, numpy_ce_plus_dice(labels, logits.astype(np.float64), classes=classes),
+                               rtol=1e-5)
+    # the absent class, predicted nowhere, adds almost nothing to the loss
+    loss = np.asarray(soft_dice_loss_per_image(labels, confident(labels), classes=classes))
     np.testing.assert_allclose(loss, 0.0, atol=1e-4)
+
+
+def test_an_absent_class_predicted_somewhere_costs_only_in_the_all_form():
+    """Probability on a structure the image lacks: "all" charges its soft Dice, "present" leaves it to the
+    cross-entropy, and the structures the image has score the same in both."""
+    labels, _ = labels_and_logits(seed=3)
+    labels[0][labels[0] == 3] = 0
+    logits = confident(labels, margin=5.0)
+    logits[0, :2, :2, 3] = 8.0  # class 3, absent from image 0, predicted on four pixels
+    present = np.asarray(soft_dice_loss_per_image(labels, logits, classes="present"))
+    every = np.asarray(soft_dice_loss_per_image(labels, logits, classes="all"))
+    assert every[0] > present[0] + 0.2  # the absent class's soft Dice fell to about 1/5 of the 3 classes' mean
+    assert present[0] < 0.1
+    np.testing.assert_allclose(present[1], every[1], rtol=1e-6)  # every class is present in image 1
+
+
+def test_an_image_without_foreground_adds_no_dice_loss_in_the_present_form():
+    labels, logits = labels_and_logits(seed=4)
+    labels[0] = 0
+    loss = np.asarray(soft_dice_loss_per_image(labels, logits, classes="present"))
+    assert loss[0] == 0.0 and loss[1] > 0.5
+    with pytest.raises(ValueError, match="classes must be one of"):
+        soft_dice_loss_per_image(labels, logits, classes="some")

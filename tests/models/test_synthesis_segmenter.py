@@ -10,13 +10,14 @@ SIZE = 32
 CLASSES = 5
 
 
-def make_segmenter(dice_weight=0.0, optimizer=None, norm="batch", seed=0):
+def make_segmenter(dice_weight=0.0, optimizer=None, norm="batch", seed=0, dice_classes="present"):
     keras.utils.set_random_seed(seed)
     model = SynthesisSegmenter(
         UNet(num_classes=CLASSES, depth=2, filters=4, norm=norm, name="unet"),
         generator_ct_to_mr=ResnetGenerator(filters=4, num_blocks=1, name="g_mr"),
         generator_mr_to_ct=ResnetGenerator(filters=4, num_blocks=1, name="g_ct"),
         dice_weight=dice_weight,
+        dice_classes=dice_classes,
     )
     model.compile(optimizer or keras.optimizers.Adam(1e-2))
     return model
@@ -79,6 +80,19 @@ def test_loss_is_cross_entropy_plus_weighted_soft_dice(dice_weight, names):
     assert 0.0 <= logs["dice"] <= 1.0
 
 
+@pytest.mark.parametrize("dice_classes", ["present", "all"])
+def test_the_soft_dice_term_averages_over_the_classes_asked_for(dice_classes):
+    from mr2ct.losses import soft_dice_loss_per_image
+
+    model = make_segmenter(dice_weight=1.0, optimizer=keras.optimizers.SGD(0.0), dice_classes=dice_classes)
+    ct, labels = batch()
+    labels[labels == 3] = 0  # a structure absent from both images
+    logs = model.train_step((ct, labels))
+    logits = model.unet(model.training_inputs(ct), training=True)
+    expected = np.mean(soft_dice_loss_per_image(labels, logits, classes=dice_classes))
+    assert float(logs["soft_dice"]) == pytest.approx(float(expected), rel=1e-5)
+
+
 # labels, predictions, expected mean Dice per image
 DICE_CASES = [
     ([[1, 1], [2, 0]], [[1, 1], [2, 0]], 1.0),
@@ -101,6 +115,8 @@ def test_rejects_bad_arguments():
         SynthesisSegmenter(UNet(input_channels=1, depth=1, filters=2), generator)
     with pytest.raises(ValueError, match="dice_weight=-1"):
         SynthesisSegmenter(UNet(depth=1, filters=2), generator, dice_weight=-1)
+    with pytest.raises(ValueError, match="dice_classes='absent'"):
+        SynthesisSegmenter(UNet(depth=1, filters=2), generator, dice_classes="absent")
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match=f"ct_dropout={bad}"):
             SynthesisSegmenter(UNet(depth=1, filters=2), generator, ct_dropout=bad)

@@ -118,11 +118,10 @@ def assert_chief_files_only(run_dir, chief_pid, checkpoints, *files):
 
 def test_two_workers_train_as_one_process_does_and_resume(prepared, tmp_path):
     run_dir = tmp_path / "run"
-    # The tiny preset's batch of 2 as the global batch (one image per worker), as one process takes it.
-    global_batch = ["--set", "runtime.batch_per_replica=false"]
-    with workers(train_args(prepared, run_dir, "--max-steps", 4, *global_batch), tmp_path) as (started, _):
+    # The tiny preset's batch of 2 per replica: 4 a step over the two workers, as one process at batch 4.
+    with workers(train_args(prepared, run_dir, "--max-steps", 4), tmp_path) as (started, _):
         # The same global batches in one process, meanwhile (DATA sharding splits every global batch).
-        config = preset("tiny").override(["loss.pool_size=50", "train.checkpoint_every=2"])
+        config = preset("tiny").override(["loss.pool_size=50", "train.checkpoint_every=2", "data.batch_size=4"])
         train_cyclegan(prepared, tmp_path / "single", config=config, max_steps=4, progress=False)
         (chief_rc, chief_out, chief_err), (rc, out, err) = [w.wait() for w in started]
         chief_pid = started[0].proc.pid
@@ -148,7 +147,7 @@ def test_two_workers_train_as_one_process_does_and_resume(prepared, tmp_path):
     assert diff.mean() < 1e-6 and (diff > 1e-5).mean() < 0.01, (diff.mean(), (diff > 1e-5).mean())
 
     # Both again, to the end: each resumes from the chief's last checkpoint.
-    with workers(train_args(prepared, run_dir, *global_batch), tmp_path) as (started, _):
+    with workers(train_args(prepared, run_dir), tmp_path) as (started, _):
         results = [w.wait() for w in started]
     for rc, out, err in results:
         assert rc == 0, err

@@ -110,3 +110,23 @@ def test_refuses_a_segmentation_run_given_as_the_cyclegan_run(folders, tmp_path_
     with pytest.raises(InputError, match=f"{seg_dir}: this is a segmentation run; give the CycleGAN run"):
         train_segmentation(seg_dir, labelled, run_dir, progress=False)
     assert not run_dir.exists()
+
+
+def test_a_new_run_behind_an_older_cyclegan_run_takes_todays_segmentation_defaults(folders, tmp_path):
+    """A CycleGAN run written before ``segmentation.dice_classes`` never used that section: a new segmentation
+    run that takes its config gets today's soft Dice, while the CycleGAN's own predated keys keep their
+    legacy values."""
+    import yaml
+
+    from mr2ct.training.segmentation import read_cyclegan_run
+
+    gan_dir, _, _, _ = folders
+    old = tmp_path / "old_gan"
+    shutil.copytree(gan_dir, old)
+    values = yaml.safe_load((old / "config.yaml").read_text())
+    del values["segmentation"]["dice_classes"]
+    del values["runtime"]["batch_per_replica"]
+    (old / "config.yaml").write_text(yaml.safe_dump(values))
+    config = read_cyclegan_run(old).config
+    assert config.segmentation.dice_classes == "present"
+    assert config.runtime.batch_per_replica is False
