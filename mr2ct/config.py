@@ -181,8 +181,9 @@ class SegmentationConfig:
     # paper names no loss. dice_classes="all" took every one of the 22 structures, absent ones too, and so pushed
     # each structure's probability towards zero on every slice without it: on the demo (seed 0, 1,500 steps,
     # behind one CycleGAN) it left five thigh muscles at Dice 0 (mean of 22: 0.668); cross-entropy alone left
-    # two (0.735), "present" two (0.764), with pelvis/femur/gluteus medius/minimus 0.875/0.922/0.894/0.814
-    # (benchmarks/segmentation_references.py, docs/results/demo.md#segmentation).
+    # two (0.735), "present" two (0.764), with pelvis/femur/gluteus medius/minimus 0.875/0.922/0.894/0.814.
+    # Seed 1: mean of 22 0.731 present, 0.676 cross-entropy alone, 0.655 all; on the four structures the losses
+    # trade places (benchmarks/segmentation_references.py, docs/results/demo.md#segmentation).
     dice_weight: float = 1.0
     dice_classes: str = "present"
     # U-Net training on random crop_size x crop_size windows of the slices, the same window of CT, synthesized MR
