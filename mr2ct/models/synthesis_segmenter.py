@@ -84,7 +84,9 @@ class SynthesisSegmenter(keras.Model):
                 generator.trainable = False
         self.dice_weight = float(dice_weight)
         if dice_classes not in DICE_CLASSES:
-            raise ValueError(f"dice_classes must be one of {list(DICE_CLASSES)}. Received: dice_classes={dice_classes!r}")
+            raise ValueError(
+                f"dice_classes must be one of {list(DICE_CLASSES)}. Received: dice_classes={dice_classes!r}"
+            )
         self.dice_classes = dice_classes
         if not 0.0 <= ct_dropout < 1.0:
             raise ValueError(f"ct_dropout must be in [0, 1). Received: ct_dropout={ct_dropout}")
