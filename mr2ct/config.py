@@ -12,7 +12,7 @@ Presets (``PRESETS``):
   constant for 1e5 steps then linearly to 0 over 1e5 steps, lambda_cycle 3,
   lambda_gc 0.3.
 * ``cpu``: 160x160 slices, smaller networks, Adam 4e-4 and 3,000 steps: the whole
-  ``mr2ct demo`` on the phantom takes about 35 to 65 minutes on two CPU cores.
+  ``mr2ct demo`` on the phantom takes about 20 to 65 minutes on two CPU cores.
 * ``tiny``: seconds per run, for the tests.
 """
 
@@ -60,6 +60,14 @@ class WeightInitName(enum.StrEnum):
 
     GLOROT = "glorot_uniform"
     NORMAL = "normal"
+
+
+class ConvGradientName(enum.StrEnum):
+    """How the generators' stride-1 convolutions compute their gradients (:class:`mr2ct.models.ConvGradient`)."""
+
+    AUTO = "auto"
+    TENSORFLOW = "tensorflow"
+    FORWARD = "forward"
 
 
 class NormName(enum.StrEnum):
@@ -126,6 +134,10 @@ class ModelConfig:
     # PyTorch CycleGAN the paper's code builds on, or "glorot_uniform" (Keras' default; the demo's
     # synthesized CT was worse with it: MAE 145 against 124 HU, bone Dice 0.51 against 0.62).
     init: str = "normal"
+    # The generators' stride-1 convolution gradients: "auto" times TensorFlow's and mr2ct's forms per shape at
+    # the first step and keeps the faster (docs/speed.md); "tensorflow" or "forward" fix one form, so that the
+    # arithmetic does not depend on timing, e.g. when comparing runs made in different processes.
+    conv_gradient: str = "auto"
 
 
 @dataclasses.dataclass
@@ -280,6 +292,7 @@ class Config:
             (self.loss.gc_operator, GradientOperatorName, "loss.gc_operator"),
             (self.model.init, WeightInitName, "model.init"),
             (self.model.norm, NormName, "model.norm"),
+            (self.model.conv_gradient, ConvGradientName, "model.conv_gradient"),
         ]:
             if value not in {k.value for k in kind}:
                 raise ConfigError(f"{key} must be one of {[k.value for k in kind]}. Received: {value!r}")

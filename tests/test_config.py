@@ -138,6 +138,7 @@ def test_overrides(assignment, section, key, value):
         ("data.image_size=abc", "data.image_size must be int"),
         ("data.image_size=100", "multiple of 16"),
         ("runtime.strategy=tpu", "runtime.strategy must be one of"),
+        ("model.conv_gradient=fast", "model.conv_gradient must be one of"),
         ("loss.lambda_gc=-1", "non-negative"),
     ],
 )

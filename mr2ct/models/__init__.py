@@ -1,6 +1,6 @@
 """Networks of mr2ct: generator, discriminator, U-Net, segmentation through synthesis, building blocks."""
 
-from mr2ct.models.convolution import ValidConv2D, valid_conv2d
+from mr2ct.models.convolution import ConvGradient, ValidConv2D, valid_conv2d
 from mr2ct.models.cycle_gan import CycleGAN
 from mr2ct.models.image_pool import ImagePool
 from mr2ct.models.initializers import REFERENCE_INIT_STD, WeightInit
@@ -13,6 +13,7 @@ from mr2ct.models.synthesis_segmenter import SynthesisSegmenter
 from mr2ct.models.unet import UNet
 
 __all__ = [
+    "ConvGradient",
     "CycleGAN",
     "ImagePool",
     "REFERENCE_INIT_STD",

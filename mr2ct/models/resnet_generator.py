@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from mr2ct.models._util import build_stages, call_stages, check_input_shape, check_positive_int
-from mr2ct.models.convolution import ValidConv2D
+from mr2ct.models.convolution import ConvGradient, ValidConv2D, _conv_gradient
 from mr2ct.models.initializers import WeightInit, kernel_initializer
 from mr2ct.models.normalization import Norm, make_norm
 from mr2ct.models.padding import ReflectionPadding2D
@@ -19,20 +19,26 @@ class ResidualBlock(keras.layers.Layer):
         filters: channels in and out.
         norm: normalization after each convolution. Defaults to `"instance"`.
         init: initial kernels, a `WeightInit` or its name. Defaults to `"glorot_uniform"`.
+        conv_gradient: how the two convolutions compute their gradients, a `ConvGradient` or its
+            name (see `ValidConv2D`). Defaults to `"auto"`.
     """
 
-    def __init__(self, filters, norm=Norm.INSTANCE, init=WeightInit.GLOROT, **kwargs):
+    def __init__(self, filters, norm=Norm.INSTANCE, init=WeightInit.GLOROT, conv_gradient=ConvGradient.AUTO,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = check_positive_int("filters", filters)
         self.norm = Norm(norm)
         self.init = WeightInit(init)
+        self.conv_gradient = _conv_gradient(conv_gradient)
         self.stages = [
             ReflectionPadding2D(1, name="pad1"),
-            ValidConv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv1"),
+            ValidConv2D(self.filters, 3, gradient=self.conv_gradient, kernel_initializer=kernel_initializer(self.init),
+                        name="conv1"),
             make_norm(self.norm, name="norm1"),
             keras.layers.ReLU(name="relu1"),
             ReflectionPadding2D(1, name="pad2"),
-            ValidConv2D(self.filters, 3, kernel_initializer=kernel_initializer(self.init), name="conv2"),
+            ValidConv2D(self.filters, 3, gradient=self.conv_gradient, kernel_initializer=kernel_initializer(self.init),
+                        name="conv2"),
             make_norm(self.norm, name="norm2"),
         ]
         self.stages = [layer for layer in self.stages if layer is not None]
@@ -48,7 +54,8 @@ class ResidualBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"filters": self.filters, "norm": str(self.norm), "init": str(self.init)})
+        config.update({"filters": self.filters, "norm": str(self.norm), "init": str(self.init),
+                       "conv_gradient": str(self.conv_gradient)})
         return config
 
 
@@ -80,6 +87,12 @@ class ResnetGenerator(keras.Model):
         init: initial kernels of every convolution, a `WeightInit` or its name:
             Keras' Glorot uniform, or ``"normal"``, N(0, 0.02) as the reference
             CycleGAN. Defaults to `"glorot_uniform"`.
+        conv_gradient: how the stride-1 convolutions compute their gradients,
+            a `ConvGradient` or its name: ``"auto"`` times TensorFlow's form and
+            ``ValidConv2D``'s own per shape at first use and keeps the faster;
+            ``"tensorflow"`` or ``"forward"`` fix one form, so the arithmetic
+            does not depend on timing (e.g. to compare runs made in different
+            processes). Defaults to `"auto"`.
 
     Reference:
         Johnson et al., "Perceptual Losses for Real-Time Style Transfer and
@@ -96,6 +109,7 @@ class ResnetGenerator(keras.Model):
         num_downsampling=2,
         norm=Norm.INSTANCE,
         init=WeightInit.GLOROT,
+        conv_gradient=ConvGradient.AUTO,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -110,13 +124,14 @@ class ResnetGenerator(keras.Model):
         self.num_downsampling = check_positive_int("num_downsampling", num_downsampling)
         self.norm = Norm(norm)
         self.init = WeightInit(init)
+        self.conv_gradient = _conv_gradient(conv_gradient)
 
         def conv(cls, *args, **kw):
             return cls(*args, kernel_initializer=kernel_initializer(self.init), **kw)
 
         layers = [
             ReflectionPadding2D(3, name="stem_pad"),
-            conv(ValidConv2D, self.filters, 7, name="stem_conv"),
+            conv(ValidConv2D, self.filters, 7, gradient=self.conv_gradient, name="stem_conv"),
             make_norm(self.norm, name="stem_norm"),
             keras.layers.ReLU(name="stem_relu"),
         ]
@@ -130,7 +145,7 @@ class ResnetGenerator(keras.Model):
                 keras.layers.ReLU(name=f"down{i}_relu"),
             ]
         layers += [
-            ResidualBlock(channels, norm=self.norm, init=self.init, name=f"block{i}")
+            ResidualBlock(channels, norm=self.norm, init=self.init, conv_gradient=self.conv_gradient, name=f"block{i}")
             for i in range(self.num_blocks)
         ]
         for i in range(self.num_downsampling):
@@ -143,7 +158,7 @@ class ResnetGenerator(keras.Model):
             ]
         layers += [
             ReflectionPadding2D(3, name="head_pad"),
-            conv(ValidConv2D, self.output_channels, 7, name="head_conv"),
+            conv(ValidConv2D, self.output_channels, 7, gradient=self.conv_gradient, name="head_conv"),
             keras.layers.Activation("tanh", dtype="float32", name="head_tanh"),
         ]
         self.stages = [layer for layer in layers if layer is not None]
@@ -174,5 +189,6 @@ class ResnetGenerator(keras.Model):
             "num_downsampling": self.num_downsampling,
             "norm": str(self.norm),
             "init": str(self.init),
+            "conv_gradient": str(self.conv_gradient),
         }
 

@@ -23,6 +23,7 @@ def build_generator(config: Config, name: str) -> ResnetGenerator:
         num_blocks=m.generator_blocks,
         norm=m.norm,
         init=m.init,
+        conv_gradient=m.conv_gradient,
         name=name,
     )
 

@@ -186,12 +186,26 @@ class TrainingLoop:
             path = self.manager.save(checkpoint_number=step)
             self._write_status()
             return path
-        folder = tempfile.mkdtemp(prefix=f"mr2ct-{self.role.task_type}{self.role.task_id}-checkpoint-")
+        folder = self._temporary_checkpoint_folder()
         try:
             tf.train.CheckpointManager(self.checkpoint, folder, max_to_keep=1).save(checkpoint_number=step)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return None
+
+    def _temporary_checkpoint_folder(self) -> str:
+        """A new folder for this worker's throw-away checkpoint, named with its process id.
+
+        Removes first the folders of this role whose process is gone: a worker killed while saving
+        (SIGKILL, a lost machine) cannot remove its own.
+        """
+        prefix = f"mr2ct-{self.role.task_type}{self.role.task_id}-checkpoint-"
+        root = tempfile.gettempdir()
+        for name in os.listdir(root):
+            pid = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) else ""
+            if pid.isdigit() and not _process_exists(int(pid)):
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")
 
     def _write_status(self, state="running"):
         if not self.role.is_chief:
@@ -328,3 +342,14 @@ class TrainingLoop:
 
 def _next_multiple(step, every):
     return (step // every + 1) * every
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (also one of another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from mr2ct.models import ResnetGenerator
+from mr2ct.models import ResnetGenerator, ValidConv2D
 
 # The reference PyTorch CycleGAN's resnet_9blocks generator, 1-channel in and out.
 PAPER_GENERATOR_PARAMS = 11_365_633
@@ -77,6 +77,25 @@ def test_keras_file_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded(x).numpy(), y.numpy())
 
 
+@pytest.mark.parametrize("form", ["auto", "tensorflow", "forward"])
+def test_conv_gradient_reaches_every_stride_1_convolution_and_round_trips(form):
+    g = ResnetGenerator(filters=4, num_blocks=2, conv_gradient=form)
+    convs = [layer for layer in g._flatten_layers() if isinstance(layer, ValidConv2D)]
+    assert len(convs) == 2 + 2 * 2  # stem, head and two per residual block
+    assert {str(layer.gradient) for layer in convs} == {form}
+    assert g.get_config()["conv_gradient"] == form
+    assert ResnetGenerator.from_config(g.get_config()).get_config() == g.get_config()
+
+
+def test_conv_gradient_comes_from_the_config():
+    from mr2ct.config import preset
+    from mr2ct.training.builders import build_generator
+
+    g = build_generator(preset("tiny").override(["model.conv_gradient=tensorflow"]), "g")
+    assert g.conv_gradient == "tensorflow"
+    assert build_generator(preset("tiny"), "g").conv_gradient == "auto"
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_returns_float32(policy):
     keras.mixed_precision.set_global_policy(policy)
@@ -96,6 +115,7 @@ def test_mixed_precision_returns_float32(policy):
         (dict(num_blocks=-1), "num_blocks"),
         (dict(norm="layer"), "layer"),
         (dict(input_channels=1.5), "input_channels"),
+        (dict(conv_gradient="fast"), "gradient must be one of"),
     ],
 )
 def test_bad_arguments(kwargs, match):

@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import numpy as np
@@ -94,3 +95,25 @@ def test_no_half_written_checkpoint_is_used(tmp_path):
     (tmp_path / "checkpoints" / "ckpt-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 10)
     _, loop2 = make_loop(tmp_path, total=4)
     assert loop2.restore() == 2
+
+
+def test_a_worker_removes_the_temporary_checkpoints_its_killed_predecessors_left(tmp_path, monkeypatch):
+    """A non-chief worker's throw-away checkpoint folder carries its process id; the next one made removes
+    the folders of the same role whose process is gone, and no other."""
+    import subprocess
+    import sys
+    import tempfile
+    import types
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    stale = tmp_path / f"mr2ct-worker1-checkpoint-{dead_pid}-abc"
+    alive = tmp_path / f"mr2ct-worker1-checkpoint-{os.getppid()}-def"  # a running process: kept
+    other_role = tmp_path / f"mr2ct-worker2-checkpoint-{dead_pid}-ghi"  # another worker's: kept
+    for folder in (stale, alive, other_role):
+        (folder / "checkpoints").mkdir(parents=True)
+    loop = types.SimpleNamespace(role=types.SimpleNamespace(task_type="worker", task_id=1))
+    made = TrainingLoop._temporary_checkpoint_folder(loop)
+    assert os.path.basename(made).startswith(f"mr2ct-worker1-checkpoint-{os.getpid()}-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other_role.name, os.path.basename(made)])
