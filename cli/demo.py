@@ -15,7 +15,7 @@ from .main import friendly_errors
 def demo(out_dir, quick, seed):
     """Generate phantoms, prepare, train, export, predict and evaluate; then segment through synthesis.
 
-    Without --quick this trains with the cpu preset: about 35 to 65 minutes
+    Without --quick this trains with the cpu preset: about 20 to 65 minutes
     on two CPU cores, depending on the CPU (--quick: a few minutes).
     Rerunning continues where an interrupted demo stopped.
     """
