@@ -151,6 +151,9 @@ class LossConfig:
     # gc_absolute=false is the signed Eq. 4 (see mr2ct.losses.gradient_correlation).
     gc_operator: str = "central"
     gc_absolute: bool = True
+    # Body-outline loss (not in the paper; 0: off): the filled body masks of each image and its translation
+    # are compared, so the generators keep the body's shape (mr2ct.losses.body_outline_loss).
+    lambda_outline: float = 0.0
     pool_size: int = 50
 
 
@@ -258,7 +261,8 @@ class Config:
              "data.crop_size must be 0 (whole slices) or a multiple of 16 from 16 to data.image_size. "
              f"Received: {self.data.crop_size} (image_size {self.data.image_size})"),
             (self.data.batch_size >= 1, f"data.batch_size must be >= 1. Received: {self.data.batch_size}"),
-            (self.loss.lambda_cycle >= 0 and self.loss.lambda_gc >= 0 and self.loss.lambda_identity >= 0,
+            (self.loss.lambda_cycle >= 0 and self.loss.lambda_gc >= 0 and self.loss.lambda_identity >= 0
+             and self.loss.lambda_outline >= 0,
              "loss weights must be non-negative"),
             (self.loss.pool_size >= 0, f"loss.pool_size must be >= 0. Received: {self.loss.pool_size}"),
             (self.train.constant_steps >= 0 and self.train.decay_steps >= 0 and self.train.total_steps > 0,
@@ -363,9 +367,10 @@ class Config:
 # written before them was trained with: before loss.gc_absolute existed, the GC loss was signed;
 # before prepare.frame_mr, MR slices kept the scanner's field of view.
 # Before model.init, kernels started Glorot-uniform; before data.scale_jitter, slices were not scaled;
-# before runtime.batch_per_replica, the batch sizes were global batches.
+# before runtime.batch_per_replica, the batch sizes were global batches; before loss.lambda_outline, no
+# body-outline loss.
 RUN_LEGACY_VALUES: dict[str, dict] = {
-    "loss": {"gc_absolute": False},
+    "loss": {"gc_absolute": False, "lambda_outline": 0.0},
     "prepare": {"frame_mr": False},
     "model": {"init": "glorot_uniform"},
     "data": {"scale_jitter": 0.0},

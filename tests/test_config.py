@@ -121,6 +121,7 @@ def test_presets_round_trip_through_yaml(name, tmp_path):
         ("runtime.mixed_precision=off", "runtime", "mixed_precision", "off"),
         ("runtime.xla=true", "runtime", "xla", True),
         ("data.image_size=128", "data", "image_size", 128),
+        ("loss.lambda_outline=1", "loss", "lambda_outline", 1.0),
     ],
 )
 def test_overrides(assignment, section, key, value):
@@ -140,6 +141,7 @@ def test_overrides(assignment, section, key, value):
         ("runtime.strategy=tpu", "runtime.strategy must be one of"),
         ("model.conv_gradient=fast", "model.conv_gradient must be one of"),
         ("loss.lambda_gc=-1", "non-negative"),
+        ("loss.lambda_outline=-0.5", "non-negative"),
     ],
 )
 def test_bad_overrides(assignment, match):

@@ -1,6 +1,7 @@
-"""Losses: least-squares GAN, L1 cycle/identity, gradient consistency; segmentation cross-entropy and soft Dice."""
+"""Losses: least-squares GAN, L1 cycle/identity, gradient consistency, body outline; segmentation losses."""
 
 from mr2ct.losses.adversarial import lsgan_discriminator_loss, lsgan_generator_loss
+from mr2ct.losses.body_outline import BodyOutlineLoss, body_envelope, body_outline_loss
 from mr2ct.losses.gradient_consistency import (
     BorderPadding,
     GradientConsistencyLoss,
@@ -14,9 +15,12 @@ from mr2ct.losses.reconstruction import cycle_loss, identity_loss, l1_per_image
 from mr2ct.losses.segmentation import cross_entropy_per_image, soft_dice_loss_per_image
 
 __all__ = [
+    "BodyOutlineLoss",
     "BorderPadding",
     "GradientConsistencyLoss",
     "GradientOperator",
+    "body_envelope",
+    "body_outline_loss",
     "cross_entropy_per_image",
     "cycle_loss",
     "gradient_consistency_loss",

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mr2ct.losses import (
     GradientOperator,
+    body_outline_loss,
     cycle_loss,
     gradient_consistency_per_image,
     identity_loss,
@@ -41,8 +42,13 @@ class CycleGAN(keras.Model):
       :func:`mr2ct.losses.gradient_correlation`
     * ``identity = |G_CT(x) - x|_1 + |G_MR(y) - y|_1``, only when
       ``lambda_identity > 0``
+    * ``outline = BO(x, G_MR(x)) + BO(y, G_CT(y))``, only when
+      ``lambda_outline > 0`` (not in the paper): the part of the image where
+      the filled body masks of an image and its translation differ, see
+      :func:`mr2ct.losses.body_outline_loss`
     * generator loss ``adv_ct + adv_mr + lambda_cycle * cycle + lambda_gc * gc
-      + lambda_identity * identity`` (Eq. 6), minimised over both generators
+      + lambda_identity * identity + lambda_outline * outline`` (Eq. 6 and the
+      two optional terms), minimised over both generators
     * ``d_ct = 1/2 [mean((D_CT(x) - 1)^2) + mean(D_CT(pool_ct(G_CT(y)))^2)]``
       and likewise ``d_mr``, minimised over the discriminators, which see
       generated images through a history pool of ``pool_size`` images.
@@ -68,6 +74,11 @@ class CycleGAN(keras.Model):
         gc_operator: gradient operator of the GC loss. Defaults to `"central"`.
         gc_absolute: GC of absolute gradients (the authors' code); `False`
             for the signed Eq. 4. Defaults to `True`.
+        lambda_outline: weight of the body-outline loss (not in the paper).
+            Defaults to `0.0` (off).
+        outline_threshold: intensity above which a pixel is body, in both
+            domains (-500 HU in the prepared CT window). Defaults to `-0.66`.
+        outline_softness: width of the soft body mask's sigmoid. Defaults to `0.02`.
         pool_size: images in each discriminator's history pool. Defaults to `50`.
 
     Reference:
@@ -86,6 +97,9 @@ class CycleGAN(keras.Model):
         lambda_identity=0.0,
         gc_operator=GradientOperator.CENTRAL,
         gc_absolute=True,
+        lambda_outline=0.0,
+        outline_threshold=-0.66,
+        outline_softness=0.02,
         pool_size=50,
         **kwargs,
     ):
@@ -94,6 +108,7 @@ class CycleGAN(keras.Model):
             ("lambda_cycle", lambda_cycle),
             ("lambda_gc", lambda_gc),
             ("lambda_identity", lambda_identity),
+            ("lambda_outline", lambda_outline),
         ]:
             if value < 0:
                 raise ValueError(f"{name} must be non-negative. Received: {name}={value}")
@@ -107,6 +122,11 @@ class CycleGAN(keras.Model):
         self.lambda_identity = float(lambda_identity)
         self.gc_operator = GradientOperator(gc_operator)
         self.gc_absolute = bool(gc_absolute)
+        if outline_softness <= 0:
+            raise ValueError(f"outline_softness must be positive. Received: outline_softness={outline_softness}")
+        self.lambda_outline = float(lambda_outline)
+        self.outline_threshold = float(outline_threshold)
+        self.outline_softness = float(outline_softness)
         self.pool_size = int(pool_size)
         self.pool_ct = ImagePool(self.pool_size, self.image_shape, name="pool_ct")
         self.pool_mr = ImagePool(self.pool_size, self.image_shape, name="pool_mr")
@@ -116,6 +136,8 @@ class CycleGAN(keras.Model):
             names.append("gc")
         if self.lambda_identity > 0:
             names.append("identity")
+        if self.lambda_outline > 0:
+            names.append("outline")
         names += ["discriminator_loss", "d_ct", "d_mr"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.generator_optimizer = None
@@ -170,6 +192,11 @@ class CycleGAN(keras.Model):
                     real_ct, self.generator_mr_to_ct(real_ct, training=True)
                 ) + identity_loss(real_mr, self.generator_ct_to_mr(real_mr, training=True))
                 per_example += self.lambda_identity * terms["identity"]
+            if self.lambda_outline > 0:
+                terms["outline"] = body_outline_loss(
+                    real_ct, fake_mr, self.outline_threshold, self.outline_softness
+                ) + body_outline_loss(real_mr, fake_ct, self.outline_threshold, self.outline_softness)
+                per_example += self.lambda_outline * terms["outline"]
             generator_loss = _average(per_example)
             scaled = self.generator_optimizer.scale_loss(generator_loss)
         terms["generator_loss"] = per_example
@@ -212,6 +239,9 @@ class CycleGAN(keras.Model):
             "lambda_identity": self.lambda_identity,
             "gc_operator": str(self.gc_operator),
             "gc_absolute": self.gc_absolute,
+            "lambda_outline": self.lambda_outline,
+            "outline_threshold": self.outline_threshold,
+            "outline_softness": self.outline_softness,
             "pool_size": self.pool_size,
         }
 

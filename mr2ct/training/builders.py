@@ -54,6 +54,7 @@ def build_cyclegan(config: Config) -> CycleGAN:
         lambda_identity=config.loss.lambda_identity,
         gc_operator=config.loss.gc_operator,
         gc_absolute=config.loss.gc_absolute,
+        lambda_outline=config.loss.lambda_outline,
         pool_size=config.loss.pool_size,
         name="cycle_gan",
     )

@@ -8,7 +8,7 @@ from mr2ct.models import CycleGAN, ImagePool, PatchDiscriminator, ResnetGenerato
 SIZE = 32
 
 
-def make_cyclegan(lambda_gc=0.3, lambda_identity=0.0, pool_size=4, optimizer=None, seed=0):
+def make_cyclegan(lambda_gc=0.3, lambda_identity=0.0, pool_size=4, optimizer=None, seed=0, **kwargs):
     keras.utils.set_random_seed(seed)
     model = CycleGAN(
         ResnetGenerator(filters=4, num_blocks=1, name="g_ct"),
@@ -19,6 +19,7 @@ def make_cyclegan(lambda_gc=0.3, lambda_identity=0.0, pool_size=4, optimizer=Non
         lambda_gc=lambda_gc,
         lambda_identity=lambda_identity,
         pool_size=pool_size,
+        **kwargs,
     )
     make = optimizer or (lambda: keras.optimizers.Adam(2e-4, beta_1=0.5))
     model.compile(generator_optimizer=make(), discriminator_optimizer=make())
@@ -33,6 +34,14 @@ def batch(n=2, seed=0):
     }
 
 
+def body_batch(n=2, seed=0):
+    """Noisy discs in air (-1): images with a body, whose untrained translation has a different one."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    disc = ((yy - SIZE / 2) ** 2 + (xx - SIZE / 2) ** 2 < (SIZE / 3) ** 2)[None, :, :, None]
+    return {k: np.where(disc, rng.uniform(-0.5, 1, (n, SIZE, SIZE, 1)), -1.0).astype("float32") for k in ("mr", "ct")}
+
+
 def test_train_step_gives_finite_losses_and_changes_all_weights():
     model = make_cyclegan()
     before = [v.numpy().copy() for v in model.trainable_variables]
@@ -43,22 +52,25 @@ def test_train_step_gives_finite_losses_and_changes_all_weights():
 
 
 @pytest.mark.parametrize(
-    "lambda_gc, lambda_identity, expected_extra",
-    [(0.3, 0.0, {"gc"}), (0.0, 0.0, set()), (0.0, 0.5, {"identity"}), (1.0, 0.5, {"gc", "identity"})],
+    "lambda_gc, lambda_identity, lambda_outline, expected_extra",
+    [(0.3, 0.0, 0.0, {"gc"}), (0.0, 0.0, 0.0, set()), (0.0, 0.5, 0.0, {"identity"}),
+     (1.0, 0.5, 0.0, {"gc", "identity"}), (0.3, 0.0, 1.0, {"gc", "outline"})],
 )
-def test_loss_terms_reported(lambda_gc, lambda_identity, expected_extra):
-    model = make_cyclegan(lambda_gc=lambda_gc, lambda_identity=lambda_identity)
+def test_loss_terms_reported(lambda_gc, lambda_identity, lambda_outline, expected_extra):
+    model = make_cyclegan(lambda_gc=lambda_gc, lambda_identity=lambda_identity, lambda_outline=lambda_outline)
     logs = model.train_step(batch())
     base = {"generator_loss", "adv_ct", "adv_mr", "cycle", "discriminator_loss", "d_ct", "d_mr"}
     assert set(logs) == base | expected_extra
 
 
 def test_generator_loss_is_the_weighted_sum_of_its_terms():
-    model = make_cyclegan(lambda_gc=0.3, lambda_identity=0.5)
+    model = make_cyclegan(lambda_gc=0.3, lambda_identity=0.5, lambda_outline=2.0)
     # Zero learning rates: the logged terms all come from the same weights.
     model.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0))
-    logs = {k: float(v) for k, v in model.train_step(batch()).items()}
-    expected = logs["adv_ct"] + logs["adv_mr"] + 3.0 * logs["cycle"] + 0.3 * logs["gc"] + 0.5 * logs["identity"]
+    logs = {k: float(v) for k, v in model.train_step(body_batch()).items()}
+    assert logs["outline"] > 0
+    expected = (logs["adv_ct"] + logs["adv_mr"] + 3.0 * logs["cycle"] + 0.3 * logs["gc"] + 0.5 * logs["identity"]
+                + 2.0 * logs["outline"])
     assert logs["generator_loss"] == pytest.approx(expected, rel=1e-5)
     assert logs["discriminator_loss"] == pytest.approx(logs["d_ct"] + logs["d_mr"], rel=1e-5)
 
@@ -87,6 +99,10 @@ def test_call_translates_mr_to_ct_and_config_round_trips(tmp_path):
     signed = CycleGAN.from_config({**model.get_config(), "gc_absolute": False, "gc_operator": "sobel"})
     assert (signed.gc_absolute, signed.gc_operator) == (False, "sobel")
     assert signed.get_config()["gc_absolute"] is False
+    outlined = CycleGAN.from_config({**model.get_config(), "lambda_outline": 1.5, "outline_threshold": -0.7,
+                                     "outline_softness": 0.05})
+    assert (outlined.lambda_outline, outlined.outline_threshold, outlined.outline_softness) == (1.5, -0.7, 0.05)
+    assert CycleGAN.from_config(outlined.get_config()).get_config() == outlined.get_config()
 
 
 def test_model_fit_runs_the_custom_step():
@@ -99,6 +115,23 @@ def test_model_fit_runs_the_custom_step():
 def test_negative_weight_rejected():
     with pytest.raises(ValueError, match="lambda_gc"):
         make_cyclegan(lambda_gc=-1)
+    with pytest.raises(ValueError, match="lambda_outline"):
+        make_cyclegan(lambda_outline=-1)
+
+
+def test_outline_loss_changes_the_generator_update():
+    # An untrained generator's output (near 0) lies far above the default threshold, where the soft mask is
+    # flat; a threshold and softness around it let the term's gradient show. SGD: Adam's first step is the
+    # gradient's sign and could hide a smaller term.
+    sgd = lambda: keras.optimizers.SGD(0.1)  # noqa: E731
+    with_outline = make_cyclegan(lambda_outline=5.0, seed=3, optimizer=sgd, outline_threshold=0.0,
+                                 outline_softness=0.5)
+    without = make_cyclegan(seed=3, optimizer=sgd, outline_threshold=0.0, outline_softness=0.5)
+    data = body_batch()
+    with_outline.train_step(data)
+    without.train_step(data)
+    assert not np.allclose(with_outline.generator_mr_to_ct.trainable_variables[0].numpy(),
+                           without.generator_mr_to_ct.trainable_variables[0].numpy())
 
 
 def test_compile_required():
