@@ -48,8 +48,9 @@ def body_envelope(images, threshold=-0.66, softness=0.02):
             body threshold of ``mr2ct evaluate``, halfway between air and fat;
             in MR well above the background noise (about -0.95).
         softness: width of the sigmoid, in intensity units. Defaults to `0.02`:
-            an air pixel at -1 counts 5e-5 towards the body, so the 160 or 256
-            air pixels of a row add up to less than 1 %.
+            an air pixel at -1 counts 4e-8 towards the body and a noisy one at
+            -0.9 counts 6e-6, so the air pixels of a row add up to far less than
+            one pixel of body.
     """
     if softness <= 0:
         raise ValueError(f"softness must be positive. Received: softness={softness}")
