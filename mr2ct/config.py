@@ -409,8 +409,10 @@ PRESETS: dict[str, dict] = {
         # truth; at 160x160, 0.91 and 148 HU (benchmarks/synthesis_ceiling.py). Batch 1, as in the paper.
         # data.scale_jitter stays off: one run with 0.1 kept the body's width (demo seed 0: left-right extent ratio
         # 1.010 against 1.040 without), a second (the full demo, same settings) widened it more (1.07-1.10),
-        # with tissue smeared to the slice edge; both filled beyond the slice with edge values, which is now air. Off
-        # until runs with the air fill show the shape kept (docs/results/demo.md, "Body shape and slice agreement").
+        # with tissue smeared to the slice edge; both filled beyond the slice with edge values, which is now air. With
+        # the air fill it kept the width on seed 0 but grew tissue into the air on seed 1; with loss.lambda_outline=1
+        # the shape held on both seeds but MAE rose by 10-50 HU, so both stay off (docs/results/demo.md, "Body
+        # shape and slice agreement").
         "data": {"image_size": 160, "batch_size": 1},
         "prepare": {"n4_shrink_factor": 2},
         "model": {"generator_filters": 24, "generator_blocks": 6, "discriminator_filters": 24},
