@@ -30,6 +30,13 @@ import keras
 from keras import ops
 
 
+def check_softness(softness, name="softness") -> float:
+    """``softness`` as a float; ValueError unless it is positive (the soft mask's sigmoid divides by it)."""
+    if not softness > 0:
+        raise ValueError(f"{name} must be positive. Received: {name}={softness}")
+    return float(softness)
+
+
 def _from_side(z, axis, reverse):
     """Soft 'body at or before this pixel along ``axis``' (after it, if ``reverse``) from logits ``z``."""
     if reverse:
@@ -52,9 +59,7 @@ def body_envelope(images, threshold=-0.66, softness=0.02):
             -0.9 counts 6e-6, so the air pixels of a row add up to far less than
             one pixel of body.
     """
-    if softness <= 0:
-        raise ValueError(f"softness must be positive. Received: softness={softness}")
-    z = (ops.cast(images, "float32") - float(threshold)) / float(softness)
+    z = (ops.cast(images, "float32") - float(threshold)) / check_softness(softness)
     rows, cols = 1, 2
     return (
         _from_side(z, cols, False) * _from_side(z, cols, True)
@@ -85,10 +90,8 @@ class BodyOutlineLoss(keras.losses.Loss):
 
     def __init__(self, threshold=-0.66, softness=0.02, name="body_outline", **kwargs):
         super().__init__(name=name, **kwargs)
-        if softness <= 0:
-            raise ValueError(f"softness must be positive. Received: softness={softness}")
         self.threshold = float(threshold)
-        self.softness = float(softness)
+        self.softness = check_softness(softness)
 
     def call(self, y_true, y_pred):
         return body_outline_loss(y_true, y_pred, self.threshold, self.softness)

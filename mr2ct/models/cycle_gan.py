@@ -14,6 +14,7 @@ from mr2ct.losses import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
 )
+from mr2ct.losses.body_outline import check_softness
 from mr2ct.models.image_pool import ImagePool
 
 
@@ -122,11 +123,9 @@ class CycleGAN(keras.Model):
         self.lambda_identity = float(lambda_identity)
         self.gc_operator = GradientOperator(gc_operator)
         self.gc_absolute = bool(gc_absolute)
-        if outline_softness <= 0:
-            raise ValueError(f"outline_softness must be positive. Received: outline_softness={outline_softness}")
         self.lambda_outline = float(lambda_outline)
         self.outline_threshold = float(outline_threshold)
-        self.outline_softness = float(outline_softness)
+        self.outline_softness = check_softness(outline_softness, "outline_softness")
         self.pool_size = int(pool_size)
         self.pool_ct = ImagePool(self.pool_size, self.image_shape, name="pool_ct")
         self.pool_mr = ImagePool(self.pool_size, self.image_shape, name="pool_mr")

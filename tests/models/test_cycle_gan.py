@@ -117,6 +117,8 @@ def test_negative_weight_rejected():
         make_cyclegan(lambda_gc=-1)
     with pytest.raises(ValueError, match="lambda_outline"):
         make_cyclegan(lambda_outline=-1)
+    with pytest.raises(ValueError, match="outline_softness must be positive"):
+        make_cyclegan(outline_softness=0.0)
 
 
 def test_outline_loss_changes_the_generator_update():
