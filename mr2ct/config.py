@@ -170,6 +170,10 @@ class TrainConfig:
     summary_every: int = 100
     image_summary_every: int = 1000
     steps_per_execution: int = 1
+    # Coarse-to-fine: the first coarse_steps steps train on slices (or crops) at half resolution, 2x2 means,
+    # the rest at full resolution (0: off, the paper). The networks are fully convolutional; the discriminators'
+    # history pools hold full-size images, so the coarse steps show the discriminators current images only.
+    coarse_steps: int = 0
     # With `mr2ct train --val-mr`: the held-out slices validated at every checkpoint, and the signal that picks
     # the checkpoint kept as best_checkpoint/ ("gc", "mi" or "cycle"; mr2ct.training.validation). The MR cycle
     # error ranked the checkpoints of both demo runs measured as their MAE against the true CT did; GC of MR and
@@ -267,6 +271,12 @@ class Config:
             (self.loss.pool_size >= 0, f"loss.pool_size must be >= 0. Received: {self.loss.pool_size}"),
             (self.train.constant_steps >= 0 and self.train.decay_steps >= 0 and self.train.total_steps > 0,
              "train.constant_steps + train.decay_steps must be positive"),
+            (0 <= self.train.coarse_steps < self.train.total_steps,
+             "train.coarse_steps must be at least 0 and below train.constant_steps + train.decay_steps. "
+             f"Received: {self.train.coarse_steps} (total {self.train.total_steps})"),
+            (self.train.coarse_steps == 0 or self.data.train_size % 32 == 0,
+             "train.coarse_steps trains at half the slice (or crop) size, which must then be a multiple of 16: "
+             f"data.crop_size or data.image_size must be a multiple of 32. Received: {self.data.train_size}"),
             (self.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1"),
             (self.train.learning_rate > 0, "train.learning_rate must be positive"),
             (self.train.validation_slices >= 1,
@@ -368,8 +378,9 @@ class Config:
 # before prepare.frame_mr, MR slices kept the scanner's field of view.
 # Before model.init, kernels started Glorot-uniform; before data.scale_jitter, slices were not scaled;
 # before runtime.batch_per_replica, the batch sizes were global batches; before loss.lambda_outline, no
-# body-outline loss.
+# body-outline loss; before train.coarse_steps, every step at full resolution.
 RUN_LEGACY_VALUES: dict[str, dict] = {
+    "train": {"coarse_steps": 0},
     "loss": {"gc_absolute": False, "lambda_outline": 0.0},
     "prepare": {"frame_mr": False},
     "model": {"init": "glorot_uniform"},

@@ -59,13 +59,15 @@ def test_predated_settings_name_what_a_run_config_lacks_and_a_whole_missing_sect
     restored = with_legacy_values(old)
     assert restored["model"]["init"] == "glorot_uniform" and restored["prepare"] == {"frame_mr": False}
     assert "prepare" not in old and "init" not in old["model"]  # the input is left as it was
-    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model", "data", "runtime", "segmentation"}
+    assert set(RUN_LEGACY_VALUES) == {"loss", "prepare", "model", "data", "runtime", "segmentation", "train"}
     del old["data"]["scale_jitter"]
     assert predated_settings(old)["data.scale_jitter"] == 0.0  # runs before it trained on unscaled slices
     del old["runtime"]["batch_per_replica"]
     assert predated_settings(old)["runtime.batch_per_replica"] is False  # their batch was the global batch
     del old["segmentation"]["dice_classes"]
     assert predated_settings(old)["segmentation.dice_classes"] == "all"  # their soft Dice took every structure
+    del old["train"]["coarse_steps"]
+    assert predated_settings(old)["train.coarse_steps"] == 0  # every step of theirs was at full resolution
 
 
 def test_dice_classes_is_checked_and_a_run_before_it_resumes_with_the_soft_dice_it_had(tmp_path):

@@ -189,7 +189,7 @@ def _augmented(ds, seed):
 
 def unpaired_dataset(
     prepared_dir, image_size, batch_size, *, shuffle_buffer=2048, seed=0, augment=False,
-    deterministic=False, repeat=True, crop_size=None, scale_jitter=0.0,
+    deterministic=False, repeat=True, crop_size=None, scale_jitter=0.0, downsample=1,
 ):
     """Batches of unrelated MR and CT slices (or random crops of them) for CycleGAN training.
 
@@ -209,11 +209,19 @@ def unpaired_dataset(
         scale_jitter: scale each slice about its centre by independent random
             factors in ``[1 - scale_jitter, 1 + scale_jitter]`` along rows and
             columns (after ``augment``, before the crop). Defaults to `0` (off).
+        downsample: give images ``downsample`` times smaller, each pixel
+            the mean of a ``downsample`` x ``downsample`` block (after the
+            crop; the side must divide). Defaults to `1` (full resolution).
     """
     if not 0.0 <= float(scale_jitter) < 1.0:
         raise ValueError(f"scale_jitter must be in [0, 1). Received: {scale_jitter}")
     if crop_size is not None and not 1 <= int(crop_size) <= int(image_size):
         raise ValueError(f"crop_size must be between 1 and image_size ({image_size}). Received: {crop_size}")
+    side = int(crop_size or image_size)
+    if int(downsample) != downsample or downsample < 1 or side % int(downsample):
+        raise ValueError(f"downsample must be a positive integer that divides the image side ({side}). "
+                         f"Received: {downsample}")
+    downsample = int(downsample)
     streams = {}
     for offset, modality in enumerate(("mr", "ct")):
         ds = _slices(list_shards(prepared_dir, modality), image_size, seed=seed + offset,
@@ -225,6 +233,9 @@ def unpaired_dataset(
             images = _scaled(images, seed + 30 + offset, float(scale_jitter))
         if crop_size is not None:
             images = _cropped(images, seed + 20 + offset, int(crop_size))
+        if downsample > 1:
+            images = images.map(lambda x: tf.nn.avg_pool2d(x[None], downsample, downsample, "VALID")[0],
+                                num_parallel_calls=AUTOTUNE)
         streams[modality] = images
     ds = tf.data.Dataset.zip(streams).batch(batch_size, drop_remainder=True)
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))

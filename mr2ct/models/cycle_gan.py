@@ -202,8 +202,11 @@ class CycleGAN(keras.Model):
         variables = self.generator_variables
         self.generator_optimizer.apply(tape.gradient(scaled, variables), variables)
 
-        pooled_ct = self.pool_ct.query(fake_ct)
-        pooled_mr = self.pool_mr.query(fake_mr)
+        if tuple(fake_ct.shape[1:]) == self.image_shape:
+            pooled_ct = self.pool_ct.query(fake_ct)
+            pooled_mr = self.pool_mr.query(fake_mr)
+        else:  # smaller images (coarse steps of coarse-to-fine training): the pools hold full-size ones
+            pooled_ct, pooled_mr = fake_ct, fake_mr
         with tf.GradientTape() as tape:
             terms["d_ct"] = lsgan_discriminator_loss(
                 self.discriminator_ct(real_ct, training=True),

@@ -86,6 +86,11 @@ class TrainingLoop:
         after_save: callable ``(step, checkpoint_path)`` called on the chief
             after each checkpoint, e.g. to validate it. Defaults to `None`.
         progress: print a progress line (on the chief). Defaults to `True`.
+        data_phases: steps at which the data changes (e.g. the end of
+            coarse-to-fine training's low-resolution steps): at each, the
+            ``dataset`` callable is called again with that step and training
+            goes on with its batches. Needs a callable ``dataset``. Defaults
+            to `()`.
     """
 
     def __init__(
@@ -107,7 +112,11 @@ class TrainingLoop:
         before_save=None,
         after_save=None,
         progress=True,
+        data_phases=(),
     ):
+        if data_phases and not callable(dataset):
+            raise ValueError("data_phases needs a callable dataset (start_step -> Dataset)")
+        self.data_phases = sorted({int(p) for p in data_phases})
         self.model = model
         self.strategy = strategy
         self.dataset = dataset
@@ -265,18 +274,9 @@ class TrainingLoop:
         writer = (tf.summary.create_file_writer(os.path.join(self.run_dir, "logs")) if chief
                   else tf.summary.create_noop_writer())
         progress = Progress(end, start=start, enabled=self.progress and chief)
-        dataset = self.dataset(start) if callable(self.dataset) else self.dataset
-        samples = None
-        if self.on_summary is not None:
-            # From a dataset of its own where there is a factory: every iterator of one dataset draws its
-            # shuffle seeds from the same generators, and the read-ahead of a dropped iterator can go on
-            # drawing them, so sampling the training dataset made its batches depend on timing (two-worker
-            # runs then matched one process in some runs and not in others). Every worker takes the
-            # samples, so that a dataset given as an object is iterated alike on all of them.
-            source = self.dataset(start) if callable(self.dataset) else dataset
-            samples = next(iter(source.take(1)))
+        iterator, samples = self._data(start)
+        phases = [p for p in self.data_phases if start < p < end]
         on_summary = self.on_summary if chief else None
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         handlers = self._install_signal_handlers()
         step = start
         values = {}
@@ -289,6 +289,7 @@ class TrainingLoop:
                     _next_multiple(step, self.checkpoint_every),
                     _next_multiple(step, self.summary_every),
                     step + self.steps_per_execution,
+                    *[p for p in phases if p > step],
                 )
                 self._step_fn(iterator, tf.constant(boundary - step, tf.int64))
                 step = boundary
@@ -309,6 +310,8 @@ class TrainingLoop:
                 if step % self.checkpoint_every == 0 or step == end:
                     self._save(chief, step)
                 stop = self._stop_requested()
+                if step in phases and not stop:
+                    iterator, samples = self._data(step)
             if stop and step < end:
                 self._save(chief, step)
                 result.interrupted = True
@@ -325,6 +328,20 @@ class TrainingLoop:
         result.step = step
         self._write_status("finished" if result.finished else ("interrupted" if result.interrupted else "stopped"))
         return result
+
+    def _data(self, step):
+        """The distributed iterator of the batches from ``step`` on, and the image-summary samples."""
+        dataset = self.dataset(step) if callable(self.dataset) else self.dataset
+        samples = None
+        if self.on_summary is not None:
+            # From a dataset of its own where there is a factory: every iterator of one dataset draws its
+            # shuffle seeds from the same generators, and the read-ahead of a dropped iterator can go on
+            # drawing them, so sampling the training dataset made its batches depend on timing (two-worker
+            # runs then matched one process in some runs and not in others). Every worker takes the
+            # samples, so that a dataset given as an object is iterated alike on all of them.
+            source = self.dataset(step) if callable(self.dataset) else dataset
+            samples = next(iter(source.take(1)))
+        return iter(self.strategy.experimental_distribute_dataset(dataset)), samples
 
     def _install_signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():

@@ -143,6 +143,7 @@ def train_cyclegan(
     try:
         with strategy.scope():
             model = builders.build_cyclegan(config)
+            check_coarse_size(config, model.discriminator_ct.min_input_size)
             model.compile(
                 generator_optimizer=builders.build_adam(config, policy, "generator_adam"),
                 discriminator_optimizer=builders.build_adam(config, policy, "discriminator_adam"),
@@ -159,8 +160,10 @@ def train_cyclegan(
                 augment=config.data.augment,
                 crop_size=config.data.crop_size or None,
                 scale_jitter=config.data.scale_jitter,
+                downsample=2 if start < config.train.coarse_steps else 1,
                 deterministic=True,
             ),
+            data_phases=(config.train.coarse_steps,) if config.train.coarse_steps else (),
             run_dir=run_dir,
             total_steps=config.train.total_steps,
             checkpoint_objects={
@@ -185,6 +188,17 @@ def train_cyclegan(
         return loop.run(max_steps=max_steps)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def check_coarse_size(config: Config, min_size: int) -> None:
+    """Refuse coarse steps (``train.coarse_steps``) on images smaller than the discriminators take."""
+    half = config.data.train_size // 2
+    if config.train.coarse_steps and half < min_size:
+        raise ConfigError(
+            f"train.coarse_steps trains on {half}x{half} images (half of {config.data.train_size}), smaller "
+            f"than the discriminators' smallest input ({min_size}x{min_size} with model.discriminator_layers="
+            f"{config.model.discriminator_layers}); use larger slices or crops, or train.coarse_steps=0"
+        )
 
 
 def check_prepared_data(data_dir, image_size: int) -> dict:

@@ -391,3 +391,22 @@ def test_unpaired_batches_are_scaled_only_when_asked(handmade):
             assert all(ident_of(image) is None for image in b[modality])  # resampled, not a stored slice
     with pytest.raises(ValueError, match="scale_jitter must be in"):
         unpaired_dataset(handmade, SIZE, 2, scale_jitter=1.5)
+
+
+def test_downsampled_batches_are_block_means_of_the_stored_slices(handmade):
+    full = batches(unpaired_dataset(handmade, SIZE, 4, shuffle_buffer=1, deterministic=True, repeat=False))
+    half = batches(unpaired_dataset(handmade, SIZE, 4, shuffle_buffer=1, deterministic=True, repeat=False,
+                                    downsample=2))
+    assert len(half) == len(full)
+    for a, b in zip(full, half):
+        for modality in ("mr", "ct"):
+            assert b[modality].shape == (4, SIZE // 2, SIZE // 2, 1)
+            means = a[modality].reshape(4, SIZE // 2, 2, SIZE // 2, 2, 1).mean(axis=(2, 4))
+            np.testing.assert_allclose(b[modality], means, atol=1e-6)
+    # after the crop: an 8 x 8 window becomes 4 x 4
+    cropped = batches(unpaired_dataset(handmade, SIZE, 2, shuffle_buffer=8, deterministic=True, crop_size=8,
+                                       downsample=2), 1)
+    assert cropped[0]["mr"].shape == (2, 4, 4, 1)
+    for bad in (0, 3, 1.5):
+        with pytest.raises(ValueError, match="downsample"):
+            unpaired_dataset(handmade, SIZE, 2, downsample=bad)

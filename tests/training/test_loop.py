@@ -22,7 +22,7 @@ def dataset():
     return tf.data.Dataset.from_tensor_slices(data).repeat().batch(2, drop_remainder=True)
 
 
-def make_loop(run_dir, total=6, filters=4, seed=0, **kwargs):
+def make_loop(run_dir, total=6, filters=4, seed=0, data=None, **kwargs):
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(seed)
     model = CycleGAN(
@@ -34,7 +34,7 @@ def make_loop(run_dir, total=6, filters=4, seed=0, **kwargs):
     )
     model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
     loop = TrainingLoop(
-        model, strategy, dataset(), run_dir, total_steps=total,
+        model, strategy, dataset() if data is None else data, run_dir, total_steps=total,
         checkpoint_objects={"g_opt": model.generator_optimizer, "d_opt": model.discriminator_optimizer,
                             "pool_ct": model.pool_ct},
         checkpoint_every=2, summary_every=2, progress=False, **kwargs,
@@ -117,3 +117,28 @@ def test_a_worker_removes_the_temporary_checkpoints_its_killed_predecessors_left
     made = TrainingLoop._temporary_checkpoint_folder(loop)
     assert os.path.basename(made).startswith(f"mr2ct-worker1-checkpoint-{os.getpid()}-")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other_role.name, os.path.basename(made)])
+
+
+def test_data_phases_call_the_dataset_factory_again_at_their_step(tmp_path):
+    """Coarse-to-fine: smaller batches (which bypass the full-size pools) up to step 4, then full size."""
+    calls = []
+
+    def factory(start):
+        calls.append(start)
+        side = 24 if start < 4 else SIZE  # smaller than the pools hold (24: the discriminators' smallest)
+        rng = np.random.default_rng(start)
+        data = {k: rng.uniform(-1, 1, (8, side, side, 1)).astype("float32") for k in ("mr", "ct")}
+        return tf.data.Dataset.from_tensor_slices(data).repeat().batch(2, drop_remainder=True)
+
+    model, loop = make_loop(tmp_path, total=6, data=factory, data_phases=(4,))
+    assert loop.run(max_steps=4).step == 4
+    assert calls == [0] and int(model.pool_ct.count.numpy()) == 0  # the coarse steps left the pool empty
+    model, loop = make_loop(tmp_path, total=6, data=factory, data_phases=(4,))
+    assert loop.run().step == 6
+    assert calls == [0, 4] and int(model.pool_ct.count.numpy()) == 3  # two full-size steps of 2 images, pool 3
+    # uninterrupted, the factory is called at the start and at the phase's step
+    calls.clear()
+    model, loop = make_loop(tmp_path / "again", total=6, data=factory, data_phases=(4,))
+    assert loop.run().step == 6 and calls == [0, 4]
+    with pytest.raises(ValueError, match="callable"):
+        make_loop(tmp_path / "bad", data_phases=(2,))
