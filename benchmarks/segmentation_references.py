@@ -57,24 +57,15 @@ def argmax_in_batches(unet, inputs, batch=8):
 
 
 def train_mr_supervised(demo, seg_config, preprocess_config, out, echo=print):
-    """A one-channel U-Net trained on the training MR subjects' labelled MR (kept in ``out``)."""
-    import keras
-    import tensorflow as tf
+    """The MR-supervised U-Net (:mod:`mr2ct.training.image_segmentation`) on the training MR subjects' labelled MR.
 
+    Its run folder is ``out/mr_supervised`` (reused, or resumed, when there); returns its volume segmenter.
+    """
     from mr2ct.data.folders import link_subjects
     from mr2ct.data.io import list_volumes, subject_id
-    from mr2ct.data.pipeline import labelled_dataset
     from mr2ct.data.prepare import prepare_dataset
-    from mr2ct.labels import NUM_CLASSES
-    from mr2ct.losses import cross_entropy_per_image, soft_dice_loss_per_image
-    from mr2ct.models import UNet
+    from mr2ct.training.image_segmentation import load_image_segmenter, train_image_segmentation
 
-    weights = os.path.join(out, "mr_supervised.weights.h5")
-    s = seg_config.segmentation
-    unet = UNet(input_channels=1, num_classes=NUM_CLASSES, depth=s.depth, filters=s.filters, name="unet")
-    if os.path.exists(weights):
-        unet.load_weights(weights)
-        return unet
     subjects = [subject_id(p) for p in list_volumes(os.path.join(demo, "split", "train_mr"))]
     labels_dir = os.path.join(out, "train_mr_labels")
     link_subjects(os.path.join(demo, "phantom", "labels_mr"), labels_dir, subjects)
@@ -83,31 +74,9 @@ def train_mr_supervised(demo, seg_config, preprocess_config, out, echo=print):
     prepare_dataset(prepared, mr_dir=os.path.join(demo, "split", "train_mr"), mr_labels_dir=labels_dir,
                     config=preprocess_config)
     echo(f"prepared the labelled training MR in {time.perf_counter() - start:.0f} s")
-    keras.utils.set_random_seed(seg_config.runtime.seed)
-    dataset = labelled_dataset(prepared, seg_config.data.image_size, s.batch_size, modality="mr",
-                               shuffle_buffer=seg_config.data.shuffle_buffer, seed=seg_config.data.seed,
-                               augment=seg_config.data.augment, deterministic=True)
-    optimizer = keras.optimizers.Adam(s.learning_rate)
-
-    @tf.function
-    def step(batch):
-        with tf.GradientTape() as tape:
-            logits = unet(batch["image"], training=True)
-            per_image = cross_entropy_per_image(batch["label"], logits)
-            if s.dice_weight > 0:
-                per_image += s.dice_weight * soft_dice_loss_per_image(batch["label"], logits, classes=s.dice_classes)
-            loss = tf.reduce_mean(per_image)
-        optimizer.apply(tape.gradient(loss, unet.trainable_variables), unet.trainable_variables)
-        return loss
-
-    start = time.perf_counter()
-    for i, batch in enumerate(dataset.take(s.steps), 1):
-        loss = step(batch)
-        if i % 100 == 0 or i == s.steps:
-            echo(f"MR-supervised U-Net: step {i}/{s.steps}, loss {float(loss):.3f}, "
-                 f"{(time.perf_counter() - start) / i:.2f} s/step")
-    unet.save_weights(weights)
-    return unet
+    run_dir = os.path.join(out, "mr_supervised")
+    train_image_segmentation(prepared, run_dir, config=seg_config)
+    return load_image_segmenter(run_dir)
 
 
 def main():
@@ -153,12 +122,7 @@ def main():
         "perfect synthesis (true CT)": slices_segmenter(preprocess_config, perfect_synthesis),
     }
     if not args.skip_mr_supervised:
-        mr_unet = train_mr_supervised(demo, run.config, preprocess_config, out)
-
-        def mr_supervised(slices, mr, record):
-            return argmax_in_batches(mr_unet, slices[..., None])
-
-        rows["MR-supervised (MR alone)"] = slices_segmenter(preprocess_config, mr_supervised)
+        rows["MR-supervised (MR alone)"] = train_mr_supervised(demo, run.config, preprocess_config, out)
     variants = [("cross-entropy alone", args.cross_entropy_alone, "segmentation_cross_entropy",
                  "segmentation.dice_weight=0.0"),
                 ("soft Dice over all 22 structures", args.dice_over_all, "segmentation_dice_all",

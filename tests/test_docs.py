@@ -162,3 +162,16 @@ def test_cpu_study_t_tests_match_results(results):
             # t and p are undefined (null) when every difference is zero, e.g. a Dice of 0 in both conditions
             expected.append("n/a" if test["t"] is None else f"t {test['t']:.2f}, p {_p(test['p'])}")
         assert rows[METRIC_NAMES[metric]] == expected, metric
+
+
+def test_readme_compares_the_shipped_study_with_the_paper(results):
+    """The README's paper-against-ours tables are what the report renders from results.json."""
+    from mr2ct.evaluation.experiment.paper import CLAIMS, paper_tables
+
+    expected = paper_tables(results)
+    lines = _read(os.path.join(ROOT, "README.md")).splitlines()
+    start = lines.index(expected[0])
+    assert lines[start:start + len(expected)] == expected
+    assert sum(line.startswith("| more training data raises") or line.startswith("| the GC loss raises")
+               for line in expected) == 2 * len(CLAIMS)  # every claim at both levels of the other factor
+    assert "\n".join(expected) in _read(os.path.join(DOCS, "REPORT.md"))

@@ -3,6 +3,7 @@
 from mr2ct.models.convolution import ConvGradient, ValidConv2D, valid_conv2d
 from mr2ct.models.cycle_gan import CycleGAN
 from mr2ct.models.image_pool import ImagePool
+from mr2ct.models.image_segmenter import ImageSegmenter
 from mr2ct.models.initializers import REFERENCE_INIT_STD, WeightInit
 from mr2ct.models.label_head import LabelHead
 from mr2ct.models.normalization import InstanceNormalization, Norm
@@ -16,6 +17,7 @@ __all__ = [
     "ConvGradient",
     "CycleGAN",
     "ImagePool",
+    "ImageSegmenter",
     "REFERENCE_INIT_STD",
     "InstanceNormalization",
     "LabelHead",

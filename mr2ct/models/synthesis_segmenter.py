@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-from mr2ct.losses.segmentation import DICE_CLASSES, cross_entropy_per_image, soft_dice_loss_per_image
+from mr2ct.models.image_segmenter import (
+    check_loss_settings,
+    segmentation_train_step,
+    segmentation_trackers,
+)
 
 
 class SynthesisSegmenter(keras.Model):
@@ -74,26 +77,18 @@ class SynthesisSegmenter(keras.Model):
             raise ValueError(
                 f"the U-Net must take 2 input channels (CT-like, MR-like). Received: input_channels={channels}"
             )
-        if dice_weight < 0:
-            raise ValueError(f"dice_weight must be non-negative. Received: dice_weight={dice_weight}")
         self.unet = unet
         self.generator_ct_to_mr = generator_ct_to_mr
         self.generator_mr_to_ct = generator_mr_to_ct
         for generator in (generator_ct_to_mr, generator_mr_to_ct):
             if generator is not None:
                 generator.trainable = False
-        self.dice_weight = float(dice_weight)
-        if dice_classes not in DICE_CLASSES:
-            raise ValueError(
-                f"dice_classes must be one of {list(DICE_CLASSES)}. Received: dice_classes={dice_classes!r}"
-            )
-        self.dice_classes = dice_classes
+        self.dice_weight, self.dice_classes = check_loss_settings(dice_weight, dice_classes)
         if not 0.0 <= ct_dropout < 1.0:
             raise ValueError(f"ct_dropout must be in [0, 1). Received: ct_dropout={ct_dropout}")
         self.ct_dropout = float(ct_dropout)
         self.seed_generator = keras.random.SeedGenerator(seed) if self.ct_dropout > 0 else None
-        names = ["loss", "cross_entropy"] + (["soft_dice"] if self.dice_weight > 0 else []) + ["dice"]
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.trackers = segmentation_trackers(self.dice_weight)
 
     def compile(self, optimizer, **kwargs):
         """Set the U-Net's optimizer; other keyword arguments go to ``keras.Model.compile``."""
@@ -144,45 +139,7 @@ class SynthesisSegmenter(keras.Model):
         inputs = self.training_inputs(ct, synthesized_mr)
         if self.ct_dropout > 0:
             inputs = self._drop_ct(inputs)
-        terms = {}
-        with tf.GradientTape() as tape:
-            logits = self.unet(inputs, training=True)
-            terms["cross_entropy"] = cross_entropy_per_image(labels, logits)
-            per_example = terms["cross_entropy"]
-            if self.dice_weight > 0:
-                terms["soft_dice"] = soft_dice_loss_per_image(labels, logits, classes=self.dice_classes)
-                per_example = per_example + self.dice_weight * terms["soft_dice"]
-            scaled = self.optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
-        variables = self.unet.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
-
-        terms["loss"] = per_example
-        terms["dice"] = mean_dice_per_image(labels, ops.argmax(logits, axis=-1), logits.shape[-1])
-        # Per-image values: across replicas a Mean then gives the global batch mean.
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-
-def mean_dice_per_image(labels, predictions, num_classes):
-    """Hard Dice per image, averaged over the foreground classes present in either map.
-
-    Args:
-        labels: integer label maps ``(batch, height, width)``.
-        predictions: integer label maps of the same shape.
-        num_classes: classes including background (class 0, not scored).
-
-    Returns:
-        float32 ``(batch,)``; 1 for an image where neither map has foreground.
-    """
-    truth = ops.one_hot(ops.cast(labels, "int32"), num_classes, dtype="float32")[..., 1:]
-    predicted = ops.one_hot(ops.cast(predictions, "int32"), num_classes, dtype="float32")[..., 1:]
-    intersection = ops.sum(truth * predicted, axis=(1, 2))
-    total = ops.sum(truth, axis=(1, 2)) + ops.sum(predicted, axis=(1, 2))
-    present = ops.cast(total > 0, "float32")
-    dice = 2.0 * intersection / ops.maximum(total, 1.0)
-    count = ops.sum(present, axis=1)
-    return ops.where(count > 0, ops.sum(dice * present, axis=1) / ops.maximum(count, 1.0), 1.0)
+        return segmentation_train_step(self, inputs, labels)
 
 
 def _unpack(data):

@@ -127,6 +127,9 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
             status = json.loads((run / "status.json").read_text())
             assert status["state"] == "finished", run
             assert glob.glob(str(run / "checkpoints" / "ckpt-*.index"))
+    reference = out / "runs" / "mr_supervised"
+    assert json.loads((reference / "status.json").read_text())["state"] == "finished"
+    assert "input_channels" not in (reference / "config.yaml").read_text()
     configs = {c.name: (out / "runs" / c.name / "cyclegan" / "config.yaml").read_text() for c in CONDITIONS}
     assert "lambda_gc: 0.0" in configs["small_no_gc"] and "lambda_gc: 0.3" in configs["large_gc"]
     assert "gc_absolute: true" in configs["large_gc"] and "gc_absolute: false" in configs["large_gc_signed"]
@@ -160,6 +163,20 @@ def test_tiny_experiment_end_to_end(tiny_experiment):
         for row in entry["subjects"]:
             assert row["mi_ct_smr"] > 0 and 0 <= row["dice_mean"] <= 1
     assert results["tests"][0]["metric"] == saved["tests"][0]["metric"]
+    assert saved["source"]["version"] and saved["calls"][-1]["source"] == saved["source"]
+    assert "Made with mr2ct " in report
+    # the MR-supervised reference: trained on the small set's labelled MR, tested on the same subjects' MR
+    entry = saved["reference"]
+    assert entry["label"] == "MR-supervised (reference)" and entry["train_mr_volumes"] == 1
+    assert [r["subject"] for r in entry["subjects"]] == saved["plan"]["groups"]["test"]
+    assert entry["summary"]["dice_pelvis"]["n"] == 2 and 0 <= entry["summary"]["dice_mean"]["mean"] <= 1
+    assert sorted(os.listdir(out / "evaluation" / "mr_supervised" / "labels")) == [
+        f"{s}.nii.gz" for s in saved["plan"]["groups"]["test"]]
+    assert "| MR-supervised (reference): a one-channel U-Net" in report
+    assert "| metric | small, no GC | small, GC | large, no GC | large, GC | large, signed GC | MR-supervised" in report
+    # the paper's numbers and claims beside ours
+    assert "| pelvis | 0.808 ± 0.036 |" in report and "| 0.815 ± 0.046 |" in report
+    assert "| the GC loss raises Dice of gluteus minimus | p < 0.01 | large training set |" in report
     # paths relative to the experiment folder, so that it can be moved
     assert saved["files"]["fig3"] == "fig3_mutual_information.png" and saved["files"]["report"] == "REPORT.md"
     for condition in CONDITIONS:
@@ -182,7 +199,7 @@ def test_tiny_experiment_is_reused(tiny_experiment):
     result = CliRunner().invoke(cli, ["experiment", "--preset", "tiny", "--out", str(out), "--no-progress"])
     seconds = time.perf_counter() - start
     assert result.exit_code == 0, result.output
-    assert result.output.count("already trained") == 10 and result.output.count("already evaluated") == 5
+    assert result.output.count("already trained") == 11 and result.output.count("already evaluated") == 6
     assert _checkpoint_mtimes(out) == before
     saved = json.loads((out / "results.json").read_text())
     assert all(saved["reused"].values())
@@ -220,4 +237,4 @@ def test_a_folder_made_before_a_setting_existed_is_judged_by_its_old_value(tiny_
     plan_file.write_text(original)
     lines = []
     run_experiment(out, preset="tiny", echo=lines.append, progress=False)
-    assert sum("already trained" in line for line in lines) == 10
+    assert sum("already trained" in line for line in lines) == 11  # five CycleGANs, five U-Nets, the MR-supervised U-Net

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from mr2ct.models import ResnetGenerator, SynthesisSegmenter, UNet
-from mr2ct.models.synthesis_segmenter import mean_dice_per_image
+from mr2ct.models.image_segmenter import mean_dice_per_image
 
 SIZE = 32
 CLASSES = 5

@@ -11,6 +11,8 @@ from mr2ct.evaluation.experiment.design import (
     SEGMENTATION_METRICS,
     SYNTHESIS_METRICS,
 )
+from mr2ct._provenance import describe
+from mr2ct.evaluation.experiment.paper import paper_tables
 from mr2ct.evaluation.plots import LABELS as METRIC_LABELS
 
 METRIC_NAMES = {
@@ -66,6 +68,15 @@ def _timing(results: dict) -> str:
             f"{calls[0]['created']}); this one {this}.")
 
 
+def _made_with(results: dict) -> str:
+    """Which mr2ct made the results: every call's, when the calls on the folder ran different code."""
+    if "source" not in results:
+        return ""
+    made = list(dict.fromkeys(describe(c["source"]) for c in results.get("calls", []) if "source" in c))
+    made = made or [describe(results["source"])]
+    return " Made with " + (made[0] if len(made) == 1 else "; ".join(made) + " (one per call)") + "."
+
+
 def render_report(results: dict) -> str:
     """``REPORT.md`` of an experiment's results (as :func:`run_experiment` returns them or ``results.json`` holds them)."""
     plan_ = results["plan"]
@@ -78,7 +89,7 @@ def render_report(results: dict) -> str:
         "# Training-set size and gradient-consistency loss: the paper's experiment on phantoms",
         "",
         f"Preset `{results['preset']}`, seed {results['seed']}, {results['created']}; "
-        + _timing(results),
+        + _timing(results) + _made_with(results),
         "",
         "The design of Hiasa et al. 2018, section 3, on the procedural hip phantom: CycleGANs trained on a "
         "small and a large set of unpaired MR and CT volumes, each with and without the gradient-consistency "
@@ -113,13 +124,21 @@ def render_report(results: dict) -> str:
         lines.append(f"| {c['label']} | {c['train_mr_volumes']} | {c['train_ct_volumes']} | {c['lambda_gc']:g} | "
                      f"{c.get('gc_form', 'signed' if c['gc'] else 'none')} | {c['cyclegan_step']} | {c['segmentation_step']} |")
 
-    def table(metrics):
-        out = ["| metric | " + " | ".join(conditions[n]["label"] for n in names) + " |",
-               "|---|" + "---|" * len(names)]
+    reference = results.get("reference")
+    if reference:
+        lines.append(f"| {reference['label']}: a one-channel U-Net trained on the small set's labelled MR, "
+                     f"tested on MR alone | {reference['train_mr_volumes']} | 0 | | | | {reference['step']} |")
+
+    def table(metrics, with_reference=False):
+        columns = [(conditions[n]["label"], conditions[n]["summary"]) for n in names]
+        if with_reference and reference:
+            columns.append((reference["label"], reference["summary"]))
+        out = ["| metric | " + " | ".join(label for label, _ in columns) + " |",
+               "|---|" + "---|" * len(columns)]
         for metric in metrics:
             out.append(f"| {METRIC_NAMES[metric]} | "
-                       + " | ".join(_mean_sd(conditions[n]["summary"][metric],
-                                             1 if metric.endswith(("_hu", "_db")) else 3) for n in names) + " |")
+                       + " | ".join(_mean_sd(summary[metric], 1 if metric.endswith(("_hu", "_db")) else 3)
+                                    for _, summary in columns) + " |")
         return out
 
     lines += [
@@ -154,11 +173,15 @@ def render_report(results: dict) -> str:
         "",
         "![Fig. 5 analogue: Dice per structure and condition](fig5_dice.png)",
         "",
-        *table(SEGMENTATION_METRICS),
+        *table(SEGMENTATION_METRICS, with_reference=True),
         "",
         f"Example (Figs. 4 and 6): middle slice of test subject {groups['test'][0]}.",
         "",
         "![Synthesized CT and labels per condition](fig4_examples.png)",
+        "",
+        "## Against the paper",
+        "",
+        *paper_tables(results),
         "",
         "## Paired t-tests",
         "",

@@ -8,6 +8,7 @@ import os
 import time
 
 from mr2ct._atomic import atomic_write_json, atomic_write_text
+from mr2ct._provenance import source
 from mr2ct.config import Config, with_legacy_values
 from mr2ct.errors import ConfigError, Mr2ctError
 from mr2ct.evaluation.experiment.design import (
@@ -23,6 +24,9 @@ from mr2ct.evaluation.experiment.design import (
 from mr2ct.evaluation.experiment.report import _subject_list, render_report
 from mr2ct.evaluation.experiment.stages import (
     EVALUATED_FILE,
+    REFERENCE,
+    REFERENCE_LABEL,
+    _evaluate_reference,
     _check_behind,
     _evaluate_condition,
     _finished_evaluation,
@@ -32,6 +36,7 @@ from mr2ct.evaluation.experiment.stages import (
     _TestSet,
     _train,
     _train_cyclegan,
+    _train_reference,
     _train_segmentation,
     _write_figures,
     row_summary,
@@ -89,6 +94,7 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
     run_dirs = {c.name: {"cyclegan": os.path.join(out, "runs", c.name, "cyclegan"),
                          "segmentation": os.path.join(out, "runs", c.name, "segmentation")} for c in CONDITIONS}
     steps = {}
+    from mr2ct.training.image_segmentation import UNUSED_SECTIONS as REFERENCE_UNUSED_SECTIONS
     from mr2ct.training.trainer import CYCLEGAN_UNUSED_SECTIONS
 
     for i, condition in enumerate(CONDITIONS, 1):
@@ -110,6 +116,13 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
         steps[key], reused[key] = _train(dirs["segmentation"], config, echo, functools.partial(
             _train_segmentation, dirs["cyclegan"], prepared[TrainingSet.SMALL], dirs["segmentation"], config, progress))
         _check_behind(dirs["segmentation"], steps[f"cyclegan/{condition.name}"])
+    reference_dir = os.path.join(out, "runs", REFERENCE)
+    stage(5, f"the {REFERENCE_LABEL} U-Net: {p.small_mr} labelled MR volume(s) of the small set, "
+             f"{p.config.segmentation.steps} steps -> {reference_dir}")
+    key = f"segmentation/{REFERENCE}"
+    steps[key], reused[key] = _train(reference_dir, p.config, echo, functools.partial(
+        _train_reference, prepared[REFERENCE], reference_dir, p.config, progress),
+        unused_sections=REFERENCE_UNUSED_SECTIONS)
 
     rows = {}
     test = None
@@ -130,8 +143,20 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
                                                        run_dirs[condition.name]["segmentation"], test, eval_dir, echo)
             atomic_write_json(os.path.join(eval_dir, EVALUATED_FILE), stamp)
 
+    eval_dir = os.path.join(out, "evaluation", REFERENCE)
+    stage(6, f"evaluate the {REFERENCE_LABEL} U-Net on {len(groups['test'])} test MR -> {eval_dir}")
+    stamp = {"segmentation_step": steps[f"segmentation/{REFERENCE}"], "subjects": groups["test"]}
+    reference_rows = _finished_evaluation(eval_dir, stamp)
+    reused[f"evaluation/{REFERENCE}"] = reference_rows is not None
+    if reference_rows is not None:
+        echo("already evaluated")
+    else:
+        test = test or _TestSet(split, groups["test"])
+        reference_rows = _evaluate_reference(reference_dir, test, eval_dir, echo)
+        atomic_write_json(os.path.join(eval_dir, EVALUATED_FILE), stamp)
+
     stage(7, f"paired t-tests, figures, report -> {os.path.join(out, 'REPORT.md')}")
-    files = _write_figures(out, rows, groups["test"][0])
+    files = _write_figures(out, rows, groups["test"][0], reference_rows)
     results = {
         "preset": p.preset,
         "seed": p.seed,
@@ -140,16 +165,26 @@ def run_experiment(out_dir="experiment", preset="cpu", seed=0, echo=print, progr
         "config": described["config"],
         "slices": counts,
         "conditions": {c.name: _condition_results(p, c, run_dirs[c.name], steps, rows[c.name], out) for c in CONDITIONS},
+        "reference": {
+            "label": REFERENCE_LABEL,
+            "train_mr_volumes": p.small_mr,
+            "run": os.path.relpath(reference_dir, out),
+            "step": steps[f"segmentation/{REFERENCE}"],
+            "summary": {m: summarize([r.get(m, float("nan")) for r in reference_rows]) for m in SEGMENTATION_METRICS},
+            "subjects": reference_rows,
+        },
         "tests": compare_conditions(rows),
         "reused": reused,
         # Paths relative to ``out_dir``, so the folder (or its report and results) can be moved.
         "files": {"report": "REPORT.md", "results": "results.json",
                   **{k: os.path.relpath(v, out) for k, v in files.items()}},
         "seconds": round(time.perf_counter() - t0, 1),
+        "source": source(),
     }
     # Every call on this folder, so that a rerun that reuses everything still reports what the work took.
     results["calls"] = _previous_calls(out, results["plan"]) + [
-        {"created": results["created"], "seconds": results["seconds"], "all_reused": all(reused.values())}]
+        {"created": results["created"], "seconds": results["seconds"], "all_reused": all(reused.values()),
+         "source": results["source"]}]
     atomic_write_text(os.path.join(out, "REPORT.md"), render_report(results))
     atomic_write_json(os.path.join(out, "results.json"), results)
     echo(f"wrote {os.path.join(out, 'REPORT.md')} and results.json ({results['seconds']:.0f} s)")

@@ -14,6 +14,9 @@ from mr2ct.data.phantom import subject_name
 from mr2ct.errors import Mr2ctError
 from mr2ct.evaluation.experiment.design import CONDITIONS, SEGMENTATION_METRICS, ExperimentPlan, TrainingSet
 
+# The MR-supervised reference's name in folders and results: a U-Net trained on the small set's labelled MR.
+REFERENCE = "mr_supervised"
+REFERENCE_LABEL = "MR-supervised (reference)"
 EVALUATED_FILE = "evaluated.json"  # the checkpoints and subjects an evaluation folder holds metrics of
 # The CycleGAN losses drawn over the steps (TensorBoard tags of the training loop).
 TRAINING_CURVES = (
@@ -143,6 +146,32 @@ def _evaluate_condition(gan_dir, seg_dir, test: _TestSet, eval_dir, echo=None) -
     return rows
 
 
+def _evaluate_reference(run_dir, test: _TestSet, eval_dir, echo=None) -> list[dict]:
+    """Dice of the MR-supervised U-Net on every test MR (a line each to ``echo``); labels into ``eval_dir``."""
+    from mr2ct.data.io import write_volume
+    from mr2ct.evaluation.evaluate import dice_scores, write_tables
+    from mr2ct.training.image_segmentation import load_image_segmenter
+
+    segmenter = load_image_segmenter(run_dir)
+    rows = []
+    for subject in test.subjects:
+        mr = test.mr[subject]
+        labels = segmenter.volume(mr, prepared=test.prepared_mr(subject, segmenter.preprocess_config))
+        rows.append({"subject": subject, **dice_scores(labels.array, test.labels[subject], test.structures)})
+        write_volume(labels, os.path.join(eval_dir, "labels", f"{subject}.nii.gz"), dtype="uint8")
+        if echo is not None:
+            echo(f"{subject}: Dice " + "  ".join(f"{k.removeprefix('dice_').replace('_', ' ')} {rows[-1][k]:.3f}"
+                                                 for k in SEGMENTATION_METRICS if k in rows[-1]))
+    write_tables(rows, eval_dir)
+    return rows
+
+
+def _train_reference(data_dir, run_dir, config, progress):
+    from mr2ct.training.image_segmentation import train_image_segmentation
+
+    return train_image_segmentation(data_dir, run_dir, config=config, modality="mr", progress=progress)
+
+
 def _train_cyclegan(data_dir, run_dir, config, progress):
     from mr2ct.training.trainer import train_cyclegan
 
@@ -180,6 +209,9 @@ def _split_subjects(phantom_dir, split, groups):
                            groups[f"train_{modality}_{size}"])
     link_subjects(os.path.join(phantom_dir, "labels_ct"), os.path.join(split, "train_ct_labels"),
                    groups["train_ct_large"])
+    # the labels of the small set's MR: the MR-supervised reference U-Net trains on them
+    link_subjects(os.path.join(phantom_dir, "labels_mr"), os.path.join(split, "train_mr_labels"),
+                   groups["train_mr_small"])
     for folder in ("mr", "ct", "ct_on_mr_grid", "labels_mr"):
         link_subjects(os.path.join(phantom_dir, folder), os.path.join(split, f"test_{folder}"), groups["test"])
 
@@ -207,6 +239,14 @@ def _prepare(prepared_dir, split, p: ExperimentPlan, echo):
         counts[size.value] = manifest["counts"]
         echo(f"{size} set: {manifest['counts']['mr']} MR and {manifest['counts']['ct']} CT slices "
              f"({manifest['counts']['ct_labelled']} labelled)")
+    prepared[REFERENCE] = os.path.join(prepared_dir, "mr_labelled")
+    manifest = prepare_dataset(
+        prepared[REFERENCE], mr_dir=os.path.join(split, "train_mr_small"),
+        mr_labels_dir=os.path.join(split, "train_mr_labels"), config=build_preprocess_config(p.config),
+        progress=progress,
+    )
+    counts[REFERENCE] = manifest["counts"]
+    echo(f"small set MR with labels (the MR-supervised reference): {manifest['counts']['mr_labelled']} slices")
     return prepared, counts
 
 
@@ -248,7 +288,7 @@ def _finished_evaluation(eval_dir, stamp) -> list[dict] | None:
     return [{k: float("nan") if v is None else v for k, v in row.items()} for row in rows]
 
 
-def _write_figures(out, rows, example_subject) -> dict:
+def _write_figures(out, rows, example_subject, reference_rows) -> dict:
     from mr2ct.data.io import read_volume
     from mr2ct.evaluation import plots
 
@@ -268,7 +308,8 @@ def _write_figures(out, rows, example_subject) -> dict:
 
     plots.training_curves({c.label: read_scalars(os.path.join(out, "runs", c.name, "cyclegan", "logs"))
                            for c in CONDITIONS}, files["curves"], TRAINING_CURVES)
-    plots.dice_boxplots(by_label, files["fig5"], keys=[m for m in SEGMENTATION_METRICS if m != "dice_mean"])
+    plots.dice_boxplots({**by_label, REFERENCE_LABEL: reference_rows}, files["fig5"],
+                        keys=[m for m in SEGMENTATION_METRICS if m != "dice_mean"])
     split = os.path.join(out, "split")
 
     def load(folder):
