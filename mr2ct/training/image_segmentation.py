@@ -28,6 +28,7 @@ from mr2ct.models import ImageSegmenter, UNet
 from mr2ct.training import builders
 from mr2ct.training.cluster import worker_role
 from mr2ct.training.loop import LoopResult, TrainingLoop
+from mr2ct.training.segmentation import unet_loop_settings
 from mr2ct.training.strategy import make_strategy, set_precision
 from mr2ct.training.tracking import checkpoint_items
 from mr2ct.training.trainer import PREPROCESSING_FILE, check_prepared_data, global_batch, resolve_run_config
@@ -81,12 +82,13 @@ def train_image_segmentation(
     config = resolve_run_config(run_dir, config, unused_sections=UNUSED_SECTIONS, write=False)
     preprocessing = check_prepared_data(data_dir, config.data.image_size)
     if not read_manifest(data_dir).get("counts", {}).get(f"{modality}_labelled", 0):
+        option = "--mr-labels" if modality == "mr" else "--labels"
         raise InputError(data_dir, f"no labelled {modality.upper()} slices; prepare the {modality.upper()} volumes "
-                                   f"with their labels (mr2ct prepare {'--mr-labels' if modality == 'mr' else '--labels'})")
+                                   f"with their labels (mr2ct prepare {option})")
     shards = labelled_shards(data_dir, modality)
     strategy = strategy or make_strategy(config.runtime.strategy)
-    s = config.segmentation
-    batch_size = global_batch(s.batch_size, strategy, "segmentation.batch_size", config.runtime.batch_per_replica)
+    batch_size = global_batch(config.segmentation.batch_size, strategy, "segmentation.batch_size",
+                              config.runtime.batch_per_replica)
     if worker_role(strategy).is_chief:
         resolve_run_config(run_dir, config, unused_sections=UNUSED_SECTIONS)
         atomic_write_json(os.path.join(run_dir, PREPROCESSING_FILE), preprocessing)
@@ -105,15 +107,8 @@ def train_image_segmentation(
                 augment=config.data.augment, deterministic=True, shards=shards,
             ),
             run_dir=run_dir,
-            total_steps=s.steps,
-            checkpoint_objects={"optimizer": model.optimizer},
-            checkpoint_every=s.checkpoint_every,
-            keep_checkpoints=config.train.keep_checkpoints,
-            summary_every=config.train.summary_every,
-            steps_per_execution=config.train.steps_per_execution,
-            jit_compile=config.runtime.xla,
-            learning_rate=lambda step: s.learning_rate,
             progress=progress,
+            **unet_loop_settings(config, model),
         )
         return loop.run(max_steps=max_steps)
     finally:

@@ -275,17 +275,10 @@ def train_segmentation(
                 crop_size=s.crop_size or None,
             ),
             run_dir=run_dir,
-            total_steps=s.steps,
-            checkpoint_objects={"optimizer": model.optimizer},
-            checkpoint_every=s.checkpoint_every,
-            keep_checkpoints=config.train.keep_checkpoints,
-            summary_every=config.train.summary_every,
-            steps_per_execution=config.train.steps_per_execution,
-            jit_compile=config.runtime.xla,
-            learning_rate=lambda step: s.learning_rate,
             on_summary=lambda step, samples: write_segmentation_images(model, samples),
             image_every=config.train.image_summary_every,
             progress=progress,
+            **unet_loop_settings(config, model),
         )
         try:
             if loop.restore() < s.steps:  # a resume restores the generators with the U-Net
@@ -299,6 +292,22 @@ def train_segmentation(
                 shutil.rmtree(cache_dir, ignore_errors=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def unet_loop_settings(config: Config, model) -> dict:
+    """The :class:`~mr2ct.training.loop.TrainingLoop` arguments every U-Net run takes from its config:
+    ``segmentation.steps`` at the constant ``segmentation.learning_rate``, its checkpoints and summaries."""
+    s = config.segmentation
+    return dict(
+        total_steps=s.steps,
+        checkpoint_objects={"optimizer": model.optimizer},
+        checkpoint_every=s.checkpoint_every,
+        keep_checkpoints=config.train.keep_checkpoints,
+        summary_every=config.train.summary_every,
+        steps_per_execution=config.train.steps_per_execution,
+        jit_compile=config.runtime.xla,
+        learning_rate=lambda step: s.learning_rate,
+    )
 
 
 def write_segmentation_images(model: SynthesisSegmenter, samples, max_images=3):

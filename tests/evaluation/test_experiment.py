@@ -237,4 +237,5 @@ def test_a_folder_made_before_a_setting_existed_is_judged_by_its_old_value(tiny_
     plan_file.write_text(original)
     lines = []
     run_experiment(out, preset="tiny", echo=lines.append, progress=False)
-    assert sum("already trained" in line for line in lines) == 11  # five CycleGANs, five U-Nets, the MR-supervised U-Net
+    # five CycleGANs, five U-Nets and the MR-supervised U-Net
+    assert sum("already trained" in line for line in lines) == 11
