@@ -67,7 +67,7 @@ def metric_boxplots(rows, path, groups=None, keys=None):
     _save(fig, path)
 
 
-def dice_boxplots(groups, path, keys=None):
+def dice_boxplots(groups, path, keys=None, references=()):
     """Box plots of Dice per structure.
 
     ``groups`` maps a group name (e.g. a training condition) to its rows. One
@@ -79,6 +79,9 @@ def dice_boxplots(groups, path, keys=None):
         path: the PNG file.
         keys: the ``dice_*`` columns to show. Defaults to every one the rows
             have, ``dice_mean`` last.
+        references: names of ``groups`` that are references, not conditions
+            (with several groups): drawn in grey, after a dashed line.
+            Defaults to `()`.
     """
     rows = [r for rs in groups.values() for r in rs]
     if keys is None:
@@ -99,8 +102,14 @@ def dice_boxplots(groups, path, keys=None):
     else:
         fig, axes = plt.subplots(1, len(keys), figsize=(0.7 + (0.55 * len(groups) + 0.6) * len(keys), 3.6),
                                  squeeze=False)
+        names = [n for n in groups if n not in references] + [n for n in groups if n in references]
         for ax, key, title in zip(axes[0], keys, titles):
-            ax.boxplot([values(rs, key) for rs in groups.values()], tick_labels=list(groups), showmeans=True)
+            boxes = ax.boxplot([values(groups[n], key) for n in names], tick_labels=names, showmeans=True,
+                               patch_artist=True)
+            for name, box in zip(names, boxes["boxes"]):
+                box.set_facecolor("0.8" if name in references else "white")
+            if any(n in references for n in names) and len(names) > len(references):
+                ax.axvline(len(names) - len(references) + 0.5, color="0.5", linestyle="--", linewidth=0.8)
             ax.set_title(f"Dice: {title}", fontsize=9)
             ax.set_ylim(-0.02, 1.02)
             ax.tick_params(axis="x", labelrotation=30, labelsize=8)

@@ -309,7 +309,7 @@ def _write_figures(out, rows, example_subject, reference_rows) -> dict:
     plots.training_curves({c.label: read_scalars(os.path.join(out, "runs", c.name, "cyclegan", "logs"))
                            for c in CONDITIONS}, files["curves"], TRAINING_CURVES)
     plots.dice_boxplots({**by_label, REFERENCE_LABEL: reference_rows}, files["fig5"],
-                        keys=[m for m in SEGMENTATION_METRICS if m != "dice_mean"])
+                        keys=[m for m in SEGMENTATION_METRICS if m != "dice_mean"], references=(REFERENCE_LABEL,))
     split = os.path.join(out, "split")
 
     def load(folder):
