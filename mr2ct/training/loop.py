@@ -312,6 +312,7 @@ class TrainingLoop:
                 stop = self._stop_requested()
                 if step in phases and not stop:
                     iterator, samples = self._data(step)
+                    progress.restart_rate(step)
             if stop and step < end:
                 self._save(chief, step)
                 result.interrupted = True

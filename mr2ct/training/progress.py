@@ -40,24 +40,33 @@ class Progress:
         # The rate is measured from the first update on, so the first step's
         # one-off cost (tracing, XLA compilation) does not inflate the ETA.
         self._first = None
+        self._rate_step = self.start_step
+
+    def restart_rate(self, step):
+        """Measure the rate afresh from ``step`` on: the steps after it cost differently (e.g. a new
+        resolution, and a new trace), so the ETA follows their rate, not the average of both kinds."""
+        self._t0 = time.perf_counter()
+        self._first = None
+        self._rate_step = int(step)
 
     def update(self, step, values=None, force=False):
         if not self.enabled:
             return
         now = time.perf_counter()
-        if step > self.start_step and self._first is None:
+        if step > self._rate_step and self._first is None:
             self._first = (now, step)
         if not (self._tty or force or now - self._last_print >= self.interval):
             return
         self._last_print = now
         done = step - self.start_step
-        t_ref, step_ref = (self._t0, self.start_step)
+        t_ref, step_ref = (self._t0, self._rate_step)
         if self._first is not None and step > self._first[1]:
             t_ref, step_ref = self._first
-        rate = (now - t_ref) / (step - step_ref) if done > 0 else float("nan")
-        eta = rate * (self.total - step) if done > 0 else float("nan")
+        measured = done > 0 and step > step_ref
+        rate = (now - t_ref) / (step - step_ref) if measured else float("nan")
+        eta = rate * (self.total - step) if measured else float("nan")
         text = f"{self.label} {step}/{self.total}"
-        if done > 0:
+        if measured:
             text += f"  {rate:.3f} s/{self.label}  ETA {format_duration(eta)}"
         if values:
             text += "  " + " ".join(f"{k}={v:.4g}" for k, v in values.items())

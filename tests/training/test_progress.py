@@ -68,3 +68,23 @@ def test_disabled_prints_nothing(clock):
 @pytest.mark.parametrize("seconds, text", [(0, "0m00s"), (59.9, "0m59s"), (61, "1m01s"), (3725, "1h02m05s"), (-3, "0m00s")])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_after_a_change_of_step_cost_the_eta_follows_the_new_rate(clock):
+    """Coarse-to-fine: cheap half-resolution steps, then steps twice as dear; the ETA must not average them."""
+    out = io.StringIO()
+    bar = Progress(total=200, stream=out, interval=0.0)
+    clock.now = 5.0
+    bar.update(1)
+    clock.now = 54.5           # 0.5 s per coarse step
+    bar.update(100)
+    assert "0.500 s/step" in out.getvalue().splitlines()[-1]
+    bar.restart_rate(100)
+    bar.update(100)            # no step since the change: no rate yet
+    assert "s/step" not in out.getvalue().splitlines()[-1]
+    clock.now = 110.0          # the first full-resolution step pays for a new trace
+    bar.update(101)
+    clock.now = 120.0          # then 1 s per step
+    bar.update(111)
+    last = out.getvalue().splitlines()[-1]
+    assert "1.000 s/step" in last and "ETA 1m29s" in last
