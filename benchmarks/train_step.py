@@ -169,7 +169,16 @@ def main(argv=None):
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA rows")
     parser.add_argument("--gradient", choices=["auto", "tensorflow", "forward"], default="auto",
                         help="the gradient form of the ValidConv2D layers (default: auto)")
+    parser.add_argument("--inter-op", type=int, default=0,
+                        help="TensorFlow's inter-op threads (independent ops run at once); 0: its default, one per "
+                             "core")
+    parser.add_argument("--intra-op", type=int, default=0,
+                        help="TensorFlow's intra-op threads (threads within one op); 0: its default, one per core")
     args = parser.parse_args(argv)
+    if args.inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    if args.intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
 
     cpu = cpu_info()
     print(f"CPU: {cpu['vendor'] or 'unknown vendor'} {cpu['model'] or 'unknown model'}, {os.cpu_count()} cores; "
@@ -178,7 +187,8 @@ def main(argv=None):
 
     print(f"CycleGAN iteration, {args.size}x{args.size}, batch 1, filters {args.filters}, "
           f"{args.blocks} blocks; {os.cpu_count()} CPU cores, TF {tf.__version__}; ValidConv2D gradient "
-          f"{args.gradient}", flush=True)
+          f"{args.gradient}; threads inter-op {args.inter_op or 'default'}, intra-op {args.intra_op or 'default'}",
+          flush=True)
     print(f"float32 GEMM ceiling on this machine: {gemm_gflops():.0f} GFLOP/s", flush=True)
     header = False
     for precision in ["fp32", "bf16"]:

@@ -175,3 +175,19 @@ def test_readme_compares_the_shipped_study_with_the_paper(results):
     assert sum(line.startswith("| more training data raises") or line.startswith("| the GC loss raises")
                for line in expected) == 2 * len(CLAIMS)  # every claim at both levels of the other factor
     assert "\n".join(expected) in _read(os.path.join(DOCS, "REPORT.md"))
+
+
+def _cpu_study_tables_script():
+    spec = importlib.util.spec_from_file_location(
+        "cpu_study_tables", os.path.join(ROOT, "docs", "results", "cpu_study_tables.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["results_table", "t_test_table"])
+def test_cpu_study_page_holds_the_tables_its_script_prints(results, name):
+    expected = getattr(_cpu_study_tables_script(), name)(results)
+    lines = _read(CPU_STUDY_PAGE).splitlines()
+    start = lines.index(expected[0])
+    assert lines[start:start + len(expected)] == expected
