@@ -40,6 +40,19 @@ def test_shipped_report_is_rendered_from_shipped_results(results):
         assert os.path.getsize(os.path.join(DOCS, results["files"][name])) > 10_000
 
 
+def test_shipped_study_runs_the_presets_that_ship(results):
+    """docs/experiment_cpu/ is what `mr2ct experiment --preset cpu` does today: the same plan and config.
+
+    A change to the `cpu` preset (or the experiment's sizes) fails here until the study is rerun."""
+    from mr2ct.evaluation.experiment import plan
+
+    described = plan("cpu", seed=results["seed"]).to_dict()
+    assert results["preset"] == "cpu"
+    assert results["plan"] == {k: v for k, v in described.items() if k != "config"}
+    assert results["config"] == described["config"]
+    assert results["source"]["commit"] and results["source"]["modified"] is False
+
+
 def _pages():
     pages = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "CHANGELOG.md")]
     for folder, _, files in os.walk(os.path.join(ROOT, "docs")):
