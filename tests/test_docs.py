@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mr2ct.evaluation.experiment import COMPARISONS, CONDITIONS, TESTED_METRICS, render_report
+from mr2ct.evaluation.experiment import COMPARISONS, CONDITIONS, TESTED_METRICS, plan, render_report
 from mr2ct.evaluation.experiment.report import METRIC_NAMES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,8 +44,6 @@ def test_shipped_study_runs_the_presets_that_ship(results):
     """docs/experiment_cpu/ is what `mr2ct experiment --preset cpu` does today: the same plan and config.
 
     A change to the `cpu` preset (or the experiment's sizes) fails here until the study is rerun."""
-    from mr2ct.evaluation.experiment import plan
-
     described = plan("cpu", seed=results["seed"]).to_dict()
     assert results["preset"] == "cpu"
     assert results["plan"] == {k: v for k, v in described.items() if k != "config"}
