@@ -81,7 +81,11 @@ def valid_conv_layers(model):
     return [layer for layer in model._flatten_layers() if isinstance(layer, ValidConv2D)]
 
 
-def bench(precision, xla, size, filters, blocks, iterations, warmup, gradient="auto"):
+def build_cycle_gan(precision, xla, size, filters, blocks, gradient="auto"):
+    """A compiled CycleGAN of the given size and its ``train_step`` as a ``tf.function`` (not yet traced).
+
+    Sets Keras' global dtype policy for ``precision``; the caller resets it.
+    """
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
     keras.utils.set_random_seed(0)
     model = CycleGAN(
@@ -94,7 +98,11 @@ def bench(precision, xla, size, filters, blocks, iterations, warmup, gradient="a
     model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
     for layer in valid_conv_layers(model):  # read when the step is traced
         layer.gradient = gradient
-    step = tf.function(model.train_step, jit_compile=xla)
+    return model, tf.function(model.train_step, jit_compile=xla)
+
+
+def bench(precision, xla, size, filters, blocks, iterations, warmup, gradient="auto"):
+    model, step = build_cycle_gan(precision, xla, size, filters, blocks, gradient)
     rng = np.random.default_rng(0)
     data = {
         "mr": tf.constant(rng.uniform(-1, 1, (1, size, size, 1)).astype("float32")),
