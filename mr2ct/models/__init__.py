@@ -6,6 +6,7 @@ from mr2ct.models.image_pool import ImagePool
 from mr2ct.models.image_segmenter import ImageSegmenter
 from mr2ct.models.initializers import REFERENCE_INIT_STD, WeightInit
 from mr2ct.models.label_head import LabelHead
+from mr2ct.models.leaky_relu import LeakyReLU
 from mr2ct.models.normalization import InstanceNormalization, Norm
 from mr2ct.models.padding import ReflectionPadding2D
 from mr2ct.models.patch_discriminator import PatchDiscriminator
@@ -21,6 +22,7 @@ __all__ = [
     "REFERENCE_INIT_STD",
     "InstanceNormalization",
     "LabelHead",
+    "LeakyReLU",
     "Norm",
     "PatchDiscriminator",
     "ReflectionPadding2D",

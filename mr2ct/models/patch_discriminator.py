@@ -6,6 +6,7 @@ import keras
 
 from mr2ct.models._util import build_stages, call_stages, check_input_shape, check_positive_int
 from mr2ct.models.initializers import WeightInit, kernel_initializer
+from mr2ct.models.leaky_relu import LeakyReLU
 from mr2ct.models.normalization import Norm, make_norm
 
 
@@ -50,7 +51,7 @@ class PatchDiscriminator(keras.Model):
         layers = [
             keras.layers.ZeroPadding2D(1, name="conv0_pad"),
             conv(self.filters, 4, strides=2, name="conv0"),
-            keras.layers.LeakyReLU(0.2, name="conv0_lrelu"),
+            LeakyReLU(0.2, name="conv0_lrelu"),
         ]
         for i in range(1, self.num_layers + 1):
             stride = 2 if i < self.num_layers else 1
@@ -58,7 +59,7 @@ class PatchDiscriminator(keras.Model):
                 keras.layers.ZeroPadding2D(1, name=f"conv{i}_pad"),
                 conv(self.filters * min(2**i, 8), 4, strides=stride, name=f"conv{i}"),
                 make_norm(self.norm, name=f"conv{i}_norm"),
-                keras.layers.LeakyReLU(0.2, name=f"conv{i}_lrelu"),
+                LeakyReLU(0.2, name=f"conv{i}_lrelu"),
             ]
         layers += [
             keras.layers.ZeroPadding2D(1, name="head_pad"),
