@@ -53,7 +53,8 @@ def op_events(xspace_path):
                 if ":" not in name or "::" in name or name.startswith(("$", "Iterator")) or " " in name:
                     continue
                 op_name, _, op_type = name.rpartition(":")
-                if not op_type or not op_type[0].isupper() or "/" in op_type:
+                # Op types start with a capital, or with "_" for the ones grappler and oneDNN put in (_FusedConv2D).
+                if not op_type or not (op_type[0].isupper() or op_type[0] == "_") or "/" in op_type:
                     continue
                 start = line.timestamp_ns * 1000 + event.offset_ps
                 events.append((op_name, op_type, start, event.duration_ps, line.id))
