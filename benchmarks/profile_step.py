@@ -123,8 +123,8 @@ def main(argv=None):
     op_time = sum(e[3] for e in events) / 1e12 / n
     busy = busy_ps(events) / 1e12 / n
     threads = len({e[4] for e in events})
-    print(f"per step (mean of {n}, traced): wall {wall * 1e3:.1f} ms (untraced median during warm-up is not "
-          f"counted); {len(events) / n:.0f} ops run on {threads} threads; op time summed over threads "
+    print(f"per step (mean of {n}, profiler on): wall {wall * 1e3:.1f} ms; "
+          f"{len(events) / n:.0f} ops run on {threads} threads; op time summed over threads "
           f"{op_time * 1e3:.1f} ms; some op running {busy * 1e3:.1f} ms of the wall time, none "
           f"{(wall - busy) * 1e3:.1f} ms", flush=True)
     by_type = collections.defaultdict(list)
