@@ -6,9 +6,8 @@ trace back (the host plane of its ``.xplane.pb``). Prints, per step: the
 wall time, how many ops ran, the time the ops took summed over threads, and
 how much of the two cores' wall time no op was running (executor and
 dispatch overhead, idle threads); then the op types by time, with their
-count, total and mean duration. The op count and the many short ops are
-what separate a step of ~7,000 small ops from a framework that runs a few
-hundred fused kernels.
+count, total and mean duration: whether a step is held up by the number of
+ops (much wall time with none running) or by what they do, and which ops.
 
     python benchmarks/profile_step.py [--size 160 --filters 24 --blocks 6] [--only bf16] [--top 25]
         [--keep DIR]
@@ -31,9 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
-from train_step import build_cycle_gan  # noqa: E402
-
-from mr2ct.training.strategy import cpu_info  # noqa: E402
+from train_step import build_cycle_gan, cpu_line  # noqa: E402
 
 
 def op_events(xspace_path):
@@ -86,10 +83,7 @@ def main(argv=None):
     parser.add_argument("--keep", default=None, help="write the trace here and keep it")
     args = parser.parse_args(argv)
 
-    cpu = cpu_info()
-    print(f"CPU: {cpu['vendor'] or 'unknown vendor'} {cpu['model'] or 'unknown model'}, {os.cpu_count()} cores; "
-          + ", ".join(f"{flag} {'yes' if flag in cpu['flags'] else 'no'}" for flag in ("avx512f", "avx512_bf16",
-                                                                                      "amx_bf16")), flush=True)
+    print(cpu_line(), flush=True)
     print(f"CycleGAN step, {args.size}x{args.size}, batch 1, filters {args.filters}, {args.blocks} blocks, "
           f"{args.only}, TF {tf.__version__}", flush=True)
     model, step = build_cycle_gan(args.only, False, args.size, args.filters, args.blocks)

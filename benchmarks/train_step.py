@@ -152,6 +152,14 @@ def print_gradient_choices(model, precision, xla):
               f"kernel gradient {choice['kernel_gradient']} ({times})", flush=True)
 
 
+def cpu_line() -> str:
+    """The CPU's vendor, model, core count and the flags that decide the step's speed, as one line."""
+    cpu = cpu_info()
+    flags = ", ".join(f"{flag} {'yes' if flag in cpu['flags'] else 'no'}" for flag in ("avx512f", "avx512_bf16",
+                                                                                      "amx_bf16"))
+    return f"CPU: {cpu['vendor'] or 'unknown vendor'} {cpu['model'] or 'unknown model'}, {os.cpu_count()} cores; {flags}"
+
+
 def gemm_gflops(n=2048, repeats=5):
     """Achieved GFLOP/s of a large float32 matrix product: this machine's practical ceiling."""
     a = tf.random.normal((n, n))
@@ -188,10 +196,7 @@ def main(argv=None):
     if args.intra_op:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
 
-    cpu = cpu_info()
-    print(f"CPU: {cpu['vendor'] or 'unknown vendor'} {cpu['model'] or 'unknown model'}, {os.cpu_count()} cores; "
-          + ", ".join(f"{flag} {'yes' if flag in cpu['flags'] else 'no'}" for flag in ("avx512f", "avx512_bf16",
-                                                                                      "amx_bf16")), flush=True)
+    print(cpu_line(), flush=True)
 
     print(f"CycleGAN iteration, {args.size}x{args.size}, batch 1, filters {args.filters}, "
           f"{args.blocks} blocks; {os.cpu_count()} CPU cores, TF {tf.__version__}; ValidConv2D gradient "
