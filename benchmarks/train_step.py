@@ -157,7 +157,8 @@ def cpu_line() -> str:
     cpu = cpu_info()
     flags = ", ".join(f"{flag} {'yes' if flag in cpu['flags'] else 'no'}" for flag in ("avx512f", "avx512_bf16",
                                                                                       "amx_bf16"))
-    return f"CPU: {cpu['vendor'] or 'unknown vendor'} {cpu['model'] or 'unknown model'}, {os.cpu_count()} cores; {flags}"
+    name = f"{cpu['vendor'] or 'unknown vendor'} {cpu['model'] or 'unknown model'}"
+    return f"CPU: {name}, {os.cpu_count()} cores; {flags}"
 
 
 def gemm_gflops(n=2048, repeats=5):
