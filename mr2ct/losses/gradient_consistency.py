@@ -35,6 +35,7 @@ import enum
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 
@@ -90,7 +91,11 @@ def image_gradients(images, operator=GradientOperator.CENTRAL, padding=BorderPad
     mode = "reflect" if padding == BorderPadding.REFLECT else "symmetric"
     padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode=mode)
     grads = ops.depthwise_conv(padded, ops.convert_to_tensor(kernel), padding="valid")
-    return grads[..., 0::2], grads[..., 1::2]
+    # (..., 2c + k) -> (..., c, k), then split k: an unstack, whose gradient is a stack, where
+    # strided channel slices cost a StridedSliceGrad each (2.6 ms at 160x160 on a 2-core Xeon).
+    grads = tf.reshape(grads, tf.concat([tf.shape(grads)[:3], [channels, 2]], 0))
+    grad_x, grad_y = tf.unstack(grads, 2, axis=-1)
+    return grad_x, grad_y
 
 
 def _ncc(a, b, epsilon):

@@ -8,7 +8,7 @@ from mr2ct.models.initializers import REFERENCE_INIT_STD, WeightInit
 from mr2ct.models.label_head import LabelHead
 from mr2ct.models.leaky_relu import LeakyReLU
 from mr2ct.models.normalization import InstanceNormalization, Norm
-from mr2ct.models.padding import ReflectionPadding2D
+from mr2ct.models.padding import Crop2D, ReflectionPadding2D
 from mr2ct.models.patch_discriminator import PatchDiscriminator
 from mr2ct.models.resnet_generator import ResidualBlock, ResnetGenerator
 from mr2ct.models.synthesis_segmenter import SynthesisSegmenter
@@ -16,6 +16,7 @@ from mr2ct.models.unet import UNet
 
 __all__ = [
     "ConvGradient",
+    "Crop2D",
     "CycleGAN",
     "ImagePool",
     "ImageSegmenter",

@@ -8,7 +8,7 @@ from mr2ct.models._util import build_stages, call_stages, check_input_shape, che
 from mr2ct.models.convolution import ConvGradient, ValidConv2D, _conv_gradient
 from mr2ct.models.initializers import WeightInit, kernel_initializer
 from mr2ct.models.normalization import Norm, make_norm
-from mr2ct.models.padding import ReflectionPadding2D
+from mr2ct.models.padding import Crop2D, ReflectionPadding2D
 
 
 @keras.saving.register_keras_serializable(package="mr2ct")
@@ -152,7 +152,7 @@ class ResnetGenerator(keras.Model):
             channels //= 2
             layers += [
                 conv(keras.layers.Conv2DTranspose, channels, 3, strides=2, name=f"up{i}_conv"),
-                keras.layers.Cropping2D(((1, 0), (1, 0)), name=f"up{i}_crop"),
+                Crop2D(((1, 0), (1, 0)), name=f"up{i}_crop"),
                 make_norm(self.norm, name=f"up{i}_norm"),
                 keras.layers.ReLU(name=f"up{i}_relu"),
             ]

@@ -228,3 +228,24 @@ def test_phantom_mr_and_its_true_ct_agree_far_better_in_the_absolute_form():
         absolute = mean_slice_gradient_correlation(mr, ct, "central", absolute=True)
         signed = mean_slice_gradient_correlation(mr, ct, "central", absolute=False)
         assert absolute > 0.6 and absolute > signed + 0.25
+
+
+def test_gradients_of_each_channel_are_its_own_and_the_gc_gradient_has_no_strided_slice():
+    # channels are split by an unstack (gradient: a stack), not strided channel slices (StridedSliceGrad)
+    a = smooth_images((2, 12, 10, 3), 13)
+    gx, gy = image_gradients(a)
+    for c in range(3):
+        hx, hy = replicate_padded_gradients(a[1, ..., c].astype(float))
+        np.testing.assert_allclose(gx.numpy()[1, ..., c], hx, atol=1e-5)
+        np.testing.assert_allclose(gy.numpy()[1, ..., c], hy, atol=1e-5)
+
+    @tf.function
+    def gradient(x, y):
+        with tf.GradientTape() as tape:
+            tape.watch(y)
+            loss = gradient_consistency_loss(x, y)
+        return tape.gradient(loss, y)
+
+    spec = tf.TensorSpec((1, 12, 10, 1))
+    op_types = {op.type for op in gradient.get_concrete_function(spec, spec).graph.get_operations()}
+    assert "StridedSliceGrad" not in op_types

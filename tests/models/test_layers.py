@@ -131,3 +131,155 @@ def test_reflection_padding_matches_numpy():
     assert ReflectionPadding2D(2).compute_output_shape((None, 4, None, 1)) == (None, 8, None, 1)
     with pytest.raises(ValueError, match="padding"):
         ReflectionPadding2D(-1)
+
+
+def _gradient_of(norm, x, weights):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tf.cast(norm(x), "float32") * weights)
+    return tape.gradient(loss, x)
+
+
+@pytest.mark.parametrize("channels", [3, 16])
+def test_fused_instance_norm_equals_the_two_pass_form_in_float32(channels):
+    import tensorflow as tf
+
+    from mr2ct.models.normalization import fused_instance_normalize, instance_normalize
+
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.normal(2.0, 3.0, (1, 12, 10, channels)).astype("float32"))
+    weights = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    fused = fused_instance_normalize(x, 1e-5)
+    np.testing.assert_allclose(fused.numpy(), instance_normalize(x, [1, 2], 1e-5).numpy(), atol=2e-6)
+    np.testing.assert_allclose(_gradient_of(lambda v: fused_instance_normalize(v, 1e-5), x, weights).numpy(),
+                               _gradient_of(lambda v: instance_normalize(v, [1, 2], 1e-5), x, weights).numpy(),
+                               atol=2e-6)
+    # epsilon is the one given, not raised to TensorFlow's 1.001e-5: a near-constant channel tells them apart
+    flat = tf.constant(rng.normal(0.0, 1e-3, (1, 12, 10, 1)).astype("float32"))
+    np.testing.assert_allclose(fused_instance_normalize(flat, 1e-5).numpy(),
+                               instance_normalize(flat, [1, 2], 1e-5).numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fused_instance_normalize(flat, 1.001e-5).numpy(),
+                           instance_normalize(flat, [1, 2], 1e-5).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [16, 24])
+def test_fused_instance_norm_in_bfloat16_on_either_channel_path(channels):
+    # 16 channels run the kernel in bfloat16, 24 in float32 between casts; both match the two-pass form
+    import tensorflow as tf
+
+    from mr2ct.models.normalization import fused_instance_normalize, instance_normalize
+
+    rng = np.random.default_rng(6)
+    x32 = rng.normal(-1.0, 2.0, (1, 16, 12, channels)).astype("float32")
+    x = tf.constant(x32, tf.bfloat16)
+    weights = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    fused = fused_instance_normalize(x, 1e-5)
+    assert fused.dtype == tf.bfloat16
+    reference = instance_normalize(tf.cast(x, "float32"), [1, 2], 1e-5)
+    np.testing.assert_allclose(tf.cast(fused, "float32").numpy(), reference.numpy(), atol=0.02)
+    grad = _gradient_of(lambda v: fused_instance_normalize(v, 1e-5), x, weights)
+    assert grad.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(grad, "float32").numpy(),
+                               _gradient_of(lambda v: instance_normalize(v, [1, 2], 1e-5),
+                                            tf.cast(x, "float32"), weights).numpy(), atol=0.02)
+
+
+def test_training_uses_the_fused_kernel_for_one_image_and_inference_the_exact_form():
+    import tensorflow as tf
+
+    layer = InstanceNormalization(center=True, scale=True)
+    layer.build((1, 8, 8, 3))
+    rng = np.random.default_rng(7)
+    layer.gamma.assign(rng.uniform(0.5, 2.0, 3).astype("float32"))
+    layer.beta.assign(rng.normal(size=3).astype("float32"))
+    x = tf.constant(rng.normal(1.0, 2.0, (1, 8, 8, 3)).astype("float32"))
+    weights = tf.constant(rng.normal(size=x.shape).astype("float32"))
+
+    def op_types(training):
+        @tf.function
+        def step(v):
+            with tf.GradientTape() as tape:
+                tape.watch(v)
+                loss = tf.reduce_sum(layer(v, training=training) * weights)
+            return tape.gradient(loss, [v, layer.gamma, layer.beta])
+
+        return {op.type for op in step.get_concrete_function(x).graph.get_operations()}, step(x)
+
+    train_ops, train_grads = op_types(True)
+    infer_ops, infer_grads = op_types(False)
+    assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= train_ops
+    assert not {"FusedBatchNormV3", "FusedBatchNormGradV3"} & infer_ops
+    for fused, exact in zip(train_grads, infer_grads):
+        np.testing.assert_allclose(fused.numpy(), exact.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer(x, training=True).numpy(), layer(x).numpy(), atol=1e-5)
+    # an empty slice at inference: the moments form to the last bit, whatever the fused kernel's round-off
+    empty = tf.fill((1, 8, 8, 3), 0.7)
+    np.testing.assert_array_equal(layer(empty).numpy(),
+                                  (_moments_form(empty, [1, 2]) * layer.gamma + layer.beta).numpy())
+    # a batch of two trains through the two-pass form
+    two = tf.concat([x, x * 2.0], 0)
+    np.testing.assert_allclose(layer(two, training=True).numpy()[:1], layer(x).numpy(), atol=1e-5)
+
+
+def test_fused_instance_norm_gradient_under_xla_and_its_shape_check():
+    import tensorflow as tf
+
+    from mr2ct.models.normalization import fused_instance_normalize
+
+    x = tf.constant(np.random.default_rng(8).normal(2.0, 3.0, (1, 8, 8, 4)).astype("float32"))
+
+    def gradient(v):
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            loss = tf.reduce_sum(tf.square(fused_instance_normalize(v, 1e-5) - 0.5))
+        return tape.gradient(loss, v)
+
+    np.testing.assert_allclose(tf.function(gradient, jit_compile=True)(x).numpy(), gradient(x).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="batch of one image"):
+        fused_instance_normalize(tf.zeros((2, 4, 4, 1)), 1e-5)
+
+
+@pytest.mark.parametrize("cropping", [((1, 0), (1, 0)), ((0, 2), (3, 1))])
+def test_crop2d_equals_keras_cropping_in_values_and_gradient(cropping):
+    import tensorflow as tf
+
+    from mr2ct.models import Crop2D
+
+    rng = np.random.default_rng(9)
+    x = tf.constant(rng.normal(size=(2, 9, 8, 3)).astype("float32"))
+    ours, theirs = Crop2D(cropping), keras.layers.Cropping2D(cropping)
+    np.testing.assert_array_equal(ours(x).numpy(), theirs(x).numpy())
+    weights = tf.constant(rng.normal(size=theirs(x).shape).astype("float32"))
+    grads = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * weights)
+        grads.append(tape.gradient(loss, x).numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert ours.compute_output_shape((None, 9, None, 3)) == theirs.compute_output_shape((None, 9, None, 3))
+    assert Crop2D.from_config(ours.get_config()).cropping == ours.cropping
+
+
+def test_crop2d_gradient_has_no_strided_slice_and_bad_cropping_is_refused():
+    import tensorflow as tf
+
+    from mr2ct.models import Crop2D
+
+    layer = Crop2D(((1, 0), (1, 0)))
+
+    @tf.function
+    def gradient(v):
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            loss = tf.reduce_sum(layer(v))
+        return tape.gradient(loss, v)
+
+    ops_run = {op.type for op in gradient.get_concrete_function(tf.TensorSpec((1, 5, 5, 2))).graph.get_operations()}
+    assert "StridedSliceGrad" not in ops_run and "Pad" in ops_run
+    for bad in [((1, 0),), ((-1, 0), (0, 0)), ((0.5, 0), (0, 0)), "top"]:
+        with pytest.raises(ValueError, match="cropping"):
+            Crop2D(bad)
