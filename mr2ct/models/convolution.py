@@ -12,10 +12,15 @@ import tensorflow as tf
 
 _STRIDES = [1, 1, 1, 1]
 # Under ``"auto"`` a form other than TensorFlow's is taken only when it is faster by more than this
-# fraction: equal times (within the noise of a short timing) keep TensorFlow's own gradient.
-_MARGIN = 0.03
-# Seconds a timing of one gradient's two forms aims at (at least two and at most five alternating rounds).
+# fraction. Timed alone, a millisecond-sized gradient can look 20-35 % faster in one process and not in
+# the next (the residual blocks' kernel gradient in bfloat16 on a 2-core Xeon), and inside a training
+# step the 9-product form lost to TensorFlow's by 10 %; the wins worth having were 2x and more (the
+# head's kernel gradient at 256x256: 11 ms against 21 ms; on 2 AVX2 cores TensorFlow's backward pass of
+# the head took 180 ms, the forward forms a small part of it).
+_MARGIN = 0.30
+# Seconds a timing of one gradient's two forms aims at (at least 3 and at most 30 alternating rounds).
 _BUDGET = 1.0
+_ROUNDS = (3, 30)
 
 
 class ConvGradient(enum.StrEnum):
@@ -163,7 +168,7 @@ def _time_alternately(functions) -> list[float]:
             function().numpy()
             best[i] = min(best[i], time.perf_counter() - start)
         done += 1
-        rounds = rounds or max(2, min(5, int(_BUDGET / max(sum(best), 1e-6))))
+        rounds = rounds or max(_ROUNDS[0], min(_ROUNDS[1], int(_BUDGET / max(sum(best), 1e-6))))
     return best
 
 
