@@ -20,10 +20,10 @@ EXPERIMENT_PRESETS: dict[str, dict] = {
     "paper": {"phantom_size": "paper", "mr_pool": 302, "ct_pool": 613, "small_mr": 20, "small_ct": 20, "test": 10},
     # Two CPU cores, about two and a half hours: paper-size phantoms and the `cpu` config preset (160x160
     # slices, 3,000 CycleGAN steps per run) with 2,500 U-Net steps instead of its 1,500: five runs of each, and
-    # the MR-supervised U-Net, tested on 10 subjects as in the paper. The small set's 4 labelled CT train every
-    # U-Net (the paper's 20); at 1,500 steps their training loss was still falling and the small set's gluteus
-    # minimus stopped at Dice 0.49-0.52 (docs/results/cpu_study.md).
-    "cpu": {"phantom_size": "paper", "mr_pool": 16, "ct_pool": 16, "small_mr": 4, "small_ct": 4, "test": 10,
+    # the MR-supervised U-Net, tested on 10 subjects as in the paper. The small set's 6 labelled CT train every
+    # U-Net (the paper's 20); with 4 (and 4 MR) the small set's gluteus minimus stopped at Dice 0.48-0.53 and
+    # gluteus medius at 0.54-0.58, with subjects below 0.3 (docs/results/cpu_study.md).
+    "cpu": {"phantom_size": "paper", "mr_pool": 16, "ct_pool": 16, "small_mr": 6, "small_ct": 6, "test": 10,
             "overrides": ["segmentation.steps=2500"]},
     # A couple of minutes, for the tests: small phantoms, the tiny config (8 CycleGAN and 6 U-Net
     # steps), one checkpoint and one summary per run.
